@@ -1,0 +1,1 @@
+"""conformers benchmark suite."""

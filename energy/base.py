@@ -1,0 +1,79 @@
+"""The one batched interface of all molecular energy backends.
+
+A backend evaluates B conformers of one molecule at a time:
+positions ``(B, N, 3)`` in angstrom in, energies ``(B,)`` in kcal/mol and forces ``(B, N, 3)``
+in kcal/mol/angstrom out (forces = minus the gradient of the energy). A calculation that fails
+for one conformer (for example SCF not converging) does not raise: its ``ok`` entry is False,
+its energy is ``nan`` and its forces are zero, and the caller counts and skips it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class AtomicSystem:
+    """What an energy backend needs to know about a molecule besides its positions.
+
+    Attributes:
+        atomic_numbers: ``(N,)`` long tensor.
+        charge: total charge in elementary charges (never silently zero: taken from the SMILES).
+        multiplicity: spin multiplicity 2S+1 (1 for closed shell).
+        key: a stable cache key (for example the canonical SMILES with hydrogens).
+        rdkit_mol: the RDKit molecule with explicit hydrogens in the same atom order
+            (needed by force fields such as MMFF94); ``None`` for bare atom sets.
+    """
+
+    atomic_numbers: torch.Tensor
+    charge: int = 0
+    multiplicity: int = 1
+    key: str = ""
+    rdkit_mol: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def num_atoms(self) -> int:
+        return int(self.atomic_numbers.shape[0])
+
+    @property
+    def unpaired_electrons(self) -> int:
+        return int(self.multiplicity) - 1
+
+
+@dataclass(frozen=True)
+class EnergyResult:
+    """Energies and forces of a batch of conformers of one molecule.
+
+    Attributes:
+        energy: ``(B,)`` float64 tensor, kcal/mol; ``nan`` where ``ok`` is False.
+        forces: ``(B, N, 3)`` float64 tensor, kcal/mol/angstrom; zero where ``ok`` is False.
+        ok: ``(B,)`` bool tensor, False for a failed calculation.
+        failure_reasons: one short string per failed conformer, in batch order.
+    """
+
+    energy: torch.Tensor
+    forces: torch.Tensor
+    ok: torch.Tensor
+    failure_reasons: tuple[str, ...] = ()
+
+    @property
+    def num_failed(self) -> int:
+        return int((~self.ok).sum())
+
+
+class EnergyModel(ABC):
+    """A batched energy + forces backend (see the module docstring for shapes and units)."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def energy_and_forces(self, system: AtomicSystem, positions: torch.Tensor) -> EnergyResult:
+        """Evaluate ``positions`` ``(B, N, 3)`` angstrom of ``system``."""
+
+    def energy(self, system: AtomicSystem, positions: torch.Tensor) -> torch.Tensor:
+        """Energies ``(B,)`` in kcal/mol (``nan`` for failed calculations)."""
+        return self.energy_and_forces(system, positions).energy
