@@ -1,0 +1,144 @@
+"""RDKit ETKDGv3 conformer generator: the baseline, and a fallback that needs no checkpoint.
+
+Implements :class:`adjoint_sampling.conformers.ConformerGenerator`: seeded embedding of
+``num_conformers`` conformers, optional relaxation (``"mmff"`` / ``"xtb"`` through
+:func:`adjoint_sampling.relax.relax`), the connectivity/stereo check of every conformer
+(failures are dropped and counted by reason), and optional heavy-atom RMSD pruning.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rdkit
+from rdkit import Chem
+from rdkit.Chem import rdDistGeom
+
+from adjoint_sampling.conformer_ops import prune_by_rmsd
+from adjoint_sampling.conformers import RELAX_METHODS, Conformer, ConformerSet, GenerationRequest
+from adjoint_sampling.errors import ConfigError, InvalidMoleculeError
+from adjoint_sampling.molecules.checks import check_conformers
+from adjoint_sampling.molecules.parsing import ParsedMolecule, parse_smiles
+
+__all__ = ["EtkdgGenerator", "embed_etkdg"]
+
+log = logging.getLogger(__name__)
+
+
+def embed_etkdg(mol: Chem.Mol, num_conformers: int, seed: int, num_threads: int = 1) -> np.ndarray:
+    """Embed conformers of ``mol`` (with hydrogens) with ETKDGv3.
+
+    Returns:
+        ``(B, N, 3)`` float64 positions in angstrom, ``B <= num_conformers`` (RDKit may fail to
+        embed some); the same ``seed`` gives the same positions.
+    """
+    params = rdDistGeom.ETKDGv3()
+    params.randomSeed = int(seed)
+    params.numThreads = int(num_threads)
+    work = Chem.Mol(mol)
+    work.RemoveAllConformers()
+    conf_ids = list(rdDistGeom.EmbedMultipleConfs(work, int(num_conformers), params))
+    if not conf_ids:
+        return np.zeros((0, mol.GetNumAtoms(), 3))
+    return np.stack([work.GetConformer(cid).GetPositions() for cid in conf_ids]).astype(np.float64)
+
+
+@dataclass
+class EtkdgGenerator:
+    """ETKDGv3 conformers (RDKit), seeded, optionally relaxed, checked and pruned.
+
+    Attributes:
+        num_threads: RDKit embedding threads (1 keeps runs reproducible and polite on shared CPUs).
+    """
+
+    num_threads: int = 1
+    name: str = "rdkit-etkdgv3"
+    version: str = rdkit.__version__
+
+    def generate(self, request: GenerationRequest) -> ConformerSet:
+        """Generate ``request.num_conformers`` conformers of ``request.smiles``.
+
+        Raises:
+            InvalidMoleculeError: bad SMILES (see :func:`parse_smiles`) or no conformer embeds.
+            ConfigError: unknown relax method or non-positive ``num_conformers``.
+        """
+        if request.num_conformers < 1:
+            raise ConfigError(f"num_conformers must be >= 1, got {request.num_conformers}")
+        if request.relax not in RELAX_METHODS:
+            raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {request.relax!r}")
+        parsed = parse_smiles(request.smiles, charge=request.charge, multiplicity=request.multiplicity)
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        positions = embed_etkdg(parsed.mol, request.num_conformers, request.seed, self.num_threads)
+        timings["sample"] = time.perf_counter() - start
+        if positions.shape[0] == 0:
+            raise InvalidMoleculeError("no_conformer", f"ETKDG could not embed any conformer of {request.smiles!r}")
+        num_generated = positions.shape[0]
+        dropped: dict[str, int] = {}
+        if num_generated < request.num_conformers:
+            dropped["embedding_failed"] = request.num_conformers - num_generated
+
+        energies: list[float | None] = [None] * num_generated
+        energy_model: str | None = None
+        if request.relax != "none":
+            tic = time.perf_counter()
+            positions, energies, failed = _relax(parsed, positions, request.relax)
+            timings["relax"] = time.perf_counter() - tic
+            energy_model = request.relax
+            if failed:
+                dropped["relax_failed"] = failed
+
+        tic = time.perf_counter()
+        keep = [i for i, e in enumerate(energies) if request.relax == "none" or e is not None]
+        checks = check_conformers(parsed.mol, positions[keep]) if keep else []
+        passed: list[int] = []
+        for index, check in zip(keep, checks):
+            if check.ok:
+                passed.append(index)
+            else:
+                dropped[check.reason] = dropped.get(check.reason, 0) + 1
+        timings["check"] = time.perf_counter() - tic
+
+        if request.prune_rms is not None and passed:
+            tic = time.perf_counter()
+            kept_local = prune_by_rmsd(parsed.mol, positions[passed], float(request.prune_rms))
+            if len(kept_local) < len(passed):
+                dropped["pruned"] = len(passed) - len(kept_local)
+            passed = [passed[i] for i in kept_local]
+            timings["prune"] = time.perf_counter() - tic
+        timings["total"] = time.perf_counter() - start
+
+        mol = Chem.Mol(parsed.mol)
+        mol.RemoveAllConformers()
+        return ConformerSet(
+            smiles=request.smiles,
+            mol=mol,
+            conformers=[Conformer(positions=positions[i].copy(), energy=energies[i], index=i) for i in passed],
+            num_requested=request.num_conformers,
+            num_generated=num_generated,
+            dropped=dropped,
+            energy_model=energy_model,
+            relax=request.relax,
+            model_name=self.name,
+            model_version=self.version,
+            seed=request.seed,
+            timings=timings,
+        )
+
+
+def _relax(parsed: ParsedMolecule, positions: np.ndarray, method: str) -> tuple[np.ndarray, list[float | None], int]:
+    """Relax ``positions`` ``(B, N, 3)``; returns new positions, energies (kcal/mol, None if failed), failures."""
+    import torch
+
+    from adjoint_sampling.molecules.graph import atomic_system
+    from adjoint_sampling.relax import relax
+
+    result = relax(atomic_system(parsed), torch.as_tensor(positions), method)
+    new_positions = result.positions.detach().cpu().numpy().astype(np.float64)
+    ok = result.ok.detach().cpu().numpy().astype(bool)
+    energy = result.energy.detach().cpu().numpy().astype(np.float64)
+    energies = [float(e) if good else None for e, good in zip(energy, ok)]
+    return new_positions, energies, int((~ok).sum())
