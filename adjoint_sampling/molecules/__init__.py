@@ -1,5 +1,44 @@
 """Molecule handling: SMILES parsing and validation, graphs, torsions, structure checks."""
 
+from adjoint_sampling.molecules.checks import StructureCheck, check_conformers, check_structure, reflect_positions
+from adjoint_sampling.molecules.graph import (
+    ATOM_FEATURE_DIM,
+    BOND_FEATURE_DIM,
+    ELEMENTS,
+    MolecularGraph,
+    atomic_system,
+    featurize,
+)
 from adjoint_sampling.molecules.parsing import SUPPORTED_ELEMENTS, ParsedMolecule, parse_smiles
+from adjoint_sampling.molecules.torsions import (
+    TorsionTopology,
+    dihedral_angles,
+    find_torsions,
+    local_structure,
+    set_torsions,
+    torsion_gradient,
+    wrap_angle,
+)
 
-__all__ = ["SUPPORTED_ELEMENTS", "ParsedMolecule", "parse_smiles"]
+__all__ = [
+    "ATOM_FEATURE_DIM",
+    "BOND_FEATURE_DIM",
+    "ELEMENTS",
+    "SUPPORTED_ELEMENTS",
+    "MolecularGraph",
+    "ParsedMolecule",
+    "StructureCheck",
+    "TorsionTopology",
+    "atomic_system",
+    "check_conformers",
+    "check_structure",
+    "dihedral_angles",
+    "featurize",
+    "find_torsions",
+    "local_structure",
+    "parse_smiles",
+    "reflect_positions",
+    "set_torsions",
+    "torsion_gradient",
+    "wrap_angle",
+]
