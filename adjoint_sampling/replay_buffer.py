@@ -1,0 +1,92 @@
+"""FIFO replay buffer of terminal samples ``X_1`` and their adjoints, one record per system."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from adjoint_sampling.errors import CheckpointError
+
+__all__ = ["BufferItem", "ReplayBuffer"]
+
+
+@dataclass
+class BufferItem:
+    """One system's terminal sample.
+
+    Attributes:
+        key: which system (index into the problem's systems; synthetic problems use 0).
+        x1: ``(n_i, D)`` terminal state.
+        adjoint: ``(n_i, D)`` terminal adjoint ``a``.
+        energy: energy of ``x1`` in energy units.
+    """
+
+    key: int
+    x1: Tensor
+    adjoint: Tensor
+    energy: float
+
+
+class ReplayBuffer:
+    """A FIFO of at most ``capacity`` :class:`BufferItem` (the oldest are dropped first)."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"buffer capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self._items: deque[BufferItem] = deque(maxlen=self.capacity)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def push(self, items: Iterable[BufferItem]) -> None:
+        """Append items (detached, on CPU), dropping the oldest beyond capacity."""
+        for item in items:
+            self._items.append(
+                BufferItem(int(item.key), item.x1.detach().cpu(), item.adjoint.detach().cpu(), float(item.energy))
+            )
+
+    def sample(self, n: int, generator: torch.Generator | None) -> list[BufferItem]:
+        """Draw ``n`` items uniformly: without replacement if ``n <= len``, else with replacement."""
+        size = len(self._items)
+        if size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        if n <= size:
+            idx = torch.randperm(size, generator=generator)[:n]
+        else:
+            idx = torch.randint(size, (n,), generator=generator)
+        return [self._items[int(i)] for i in idx]
+
+    def energies(self) -> Tensor:
+        """Energies of all items ``(len,)`` float64."""
+        return torch.tensor([item.energy for item in self._items], dtype=torch.float64)
+
+    def save_state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the buffer exactly (tensors and plain Python values)."""
+        return {
+            "capacity": self.capacity,
+            "keys": [item.key for item in self._items],
+            "x1": [item.x1 for item in self._items],
+            "adjoint": [item.adjoint for item in self._items],
+            "energy": [item.energy for item in self._items],
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`save_state` output (raises ``CheckpointError`` if malformed)."""
+        try:
+            keys, x1s, adjs, energies = state["keys"], state["x1"], state["adjoint"], state["energy"]
+            capacity = int(state["capacity"])
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"malformed replay buffer state: missing {exc}") from exc
+        if not (len(keys) == len(x1s) == len(adjs) == len(energies)):
+            raise CheckpointError("malformed replay buffer state: field lengths differ")
+        self.capacity = capacity
+        self._items = deque(
+            (BufferItem(int(k), x, a, float(e)) for k, x, a, e in zip(keys, x1s, adjs, energies)),
+            maxlen=capacity,
+        )

@@ -1,0 +1,144 @@
+"""EGNN controller (Satorras et al. 2021 style): E(3)-equivariant vector output per particle.
+
+Works in any dimension D (2 for DW-4, 3 for LJ and molecules), on the fully connected graph of
+each system unless the batch context gives ``edge_index``. Conditioned on t (Fourier features)
+and optional node / edge features (:class:`adjoint_sampling.problem.GraphContext`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from adjoint_sampling.problem import GraphContext, SystemBatch
+from adjoint_sampling.segments import segment_counts
+from models.registry import register_controller
+
+__all__ = ["EGNNController", "fully_connected_edges"]
+
+
+def fully_connected_edges(batch: Tensor, num_systems: int) -> Tensor:
+    """All directed pairs ``i != j`` within each system: ``(2, E)`` long, rows contiguous per system."""
+    counts = segment_counts(batch, num_systems)
+    offsets = torch.cumsum(counts, 0) - counts
+    src, dst = [], []
+    for n in torch.unique(counts).tolist():
+        if n < 2:
+            continue
+        systems = torch.nonzero(counts == n).flatten()
+        i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+        mask = i != j
+        i, j = i[mask], j[mask]
+        base = offsets[systems].view(-1, 1)
+        src.append((base + i.view(1, -1)).flatten())
+        dst.append((base + j.view(1, -1)).flatten())
+    if not src:
+        return torch.zeros(2, 0, dtype=torch.long, device=batch.device)
+    return torch.stack([torch.cat(src), torch.cat(dst)]).to(batch.device)
+
+
+class FourierTime(nn.Module):
+    """``t (B,) -> (B, 2 * num_freq)`` sin/cos features at frequencies pi * 2^k."""
+
+    def __init__(self, num_freq: int) -> None:
+        super().__init__()
+        self.register_buffer("freq", math.pi * 2.0 ** torch.arange(num_freq, dtype=torch.float32), persistent=False)
+
+    def forward(self, t: Tensor) -> Tensor:
+        arg = t.view(-1, 1).to(self.freq.dtype) * self.freq
+        return torch.cat([torch.sin(arg), torch.cos(arg)], dim=-1)
+
+
+def _mlp(inp: int, hidden: int, out: int, final_act: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(inp, hidden), nn.SiLU(), nn.Linear(hidden, out)]
+    if final_act:
+        layers.append(nn.SiLU())
+    return nn.Sequential(*layers)
+
+
+class EGNNLayer(nn.Module):
+    """One message-passing layer: invariant features ``h`` (M, H), positions ``x`` (M, D)."""
+
+    def __init__(self, hidden: int, time_dim: int, edge_feature_dim: int) -> None:
+        super().__init__()
+        self.edge_mlp = _mlp(2 * hidden + 1 + edge_feature_dim, hidden, hidden, final_act=True)
+        self.coord_mlp = _mlp(hidden, hidden, 1)
+        self.node_mlp = _mlp(2 * hidden + time_dim, hidden, hidden)
+        nn.init.zeros_(self.coord_mlp[-1].weight)
+        nn.init.zeros_(self.coord_mlp[-1].bias)
+
+    def forward(
+        self, h: Tensor, x: Tensor, edges: Tensor, edge_feat: Tensor | None, inv_deg: Tensor, t_rows: Tensor,
+        length_scale: float,
+    ) -> tuple[Tensor, Tensor]:
+        src, dst = edges
+        rel = (x[src] - x[dst]) / length_scale
+        d2 = rel.pow(2).sum(-1, keepdim=True)
+        parts = [h[src], h[dst], d2] + ([edge_feat] if edge_feat is not None else [])
+        m = self.edge_mlp(torch.cat(parts, dim=-1))
+        # normalised direction keeps updates bounded for far-apart particles
+        direction = rel / (d2.sqrt() + 1.0)
+        dx = torch.zeros_like(x).index_add_(0, src, direction * self.coord_mlp(m)) * inv_deg * length_scale
+        agg = torch.zeros_like(h).index_add_(0, src, m) * inv_deg
+        h = h + self.node_mlp(torch.cat([h, agg, t_rows], dim=-1))
+        return h, x + dx
+
+
+@register_controller("egnn")
+class EGNNController(nn.Module):
+    """E(n)-equivariant GNN returning the scaled control ``f`` (M, D).
+
+    Args:
+        hidden: width of invariant features.
+        num_layers: message-passing layers.
+        node_feature_dim: width of ``GraphContext.node_features`` (0: none).
+        edge_feature_dim: width of ``GraphContext.edge_features`` (0: none).
+        time_frequencies: Fourier frequencies of the t embedding.
+        length_scale: typical inter-particle distance (state units); distances are divided by it.
+        output_scale: the output ``x_L - x_0`` is multiplied by it.
+    """
+
+    def __init__(
+        self,
+        hidden: int = 64,
+        num_layers: int = 4,
+        node_feature_dim: int = 0,
+        edge_feature_dim: int = 0,
+        time_frequencies: int = 6,
+        length_scale: float = 1.0,
+        output_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.hparams: dict[str, Any] = dict(
+            hidden=hidden, num_layers=num_layers, node_feature_dim=node_feature_dim,
+            edge_feature_dim=edge_feature_dim, time_frequencies=time_frequencies,
+            length_scale=length_scale, output_scale=output_scale,
+        )
+        self.length_scale = float(length_scale)
+        self.output_scale = float(output_scale)
+        self.node_feature_dim = int(node_feature_dim)
+        self.time = FourierTime(time_frequencies)
+        time_dim = 2 * time_frequencies
+        self.embed = _mlp(node_feature_dim + time_dim, hidden, hidden)
+        self.layers = nn.ModuleList(EGNNLayer(hidden, time_dim, edge_feature_dim) for _ in range(num_layers))
+
+    def forward(self, t: Tensor, x: Tensor, batch: SystemBatch) -> Tensor:
+        """``t`` (B,), ``x`` (M, D) -> ``f`` (M, D)."""
+        space = batch.space
+        ctx = batch.context if isinstance(batch.context, GraphContext) else GraphContext()
+        edges = ctx.edge_index if ctx.edge_index is not None else fully_connected_edges(space.batch, space.num_systems)
+        t_rows = self.time(t.to(x.dtype))[space.batch]
+        feats = [t_rows]
+        if self.node_feature_dim:
+            if ctx.node_features is None:
+                raise ValueError("this EGNN expects GraphContext.node_features")
+            feats.insert(0, ctx.node_features.to(x.dtype))
+        h = self.embed(torch.cat(feats, dim=-1))
+        deg = torch.bincount(edges[0], minlength=x.shape[0]).clamp(min=1).to(x.dtype).unsqueeze(-1)
+        x0 = x
+        for layer in self.layers:
+            h, x = layer(h, x, edges, ctx.edge_features, 1.0 / deg, t_rows, self.length_scale)
+        return (x - x0) * self.output_scale
