@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import rdkit
+import torch
 from rdkit import Chem
 from rdkit.Chem import rdDistGeom
 
@@ -21,7 +22,9 @@ from adjoint_sampling.conformer_ops import prune_by_rmsd
 from adjoint_sampling.conformers import RELAX_METHODS, Conformer, ConformerSet, GenerationRequest
 from adjoint_sampling.errors import ConfigError, InvalidMoleculeError
 from adjoint_sampling.molecules.checks import check_conformers
+from adjoint_sampling.molecules.graph import atomic_system
 from adjoint_sampling.molecules.parsing import ParsedMolecule, parse_smiles
+from adjoint_sampling.relax import relax
 
 __all__ = ["EtkdgGenerator", "embed_etkdg"]
 
@@ -51,7 +54,8 @@ class EtkdgGenerator:
     """ETKDGv3 conformers (RDKit), seeded, optionally relaxed, checked and pruned.
 
     Attributes:
-        num_threads: RDKit embedding threads (1 keeps runs reproducible and polite on shared CPUs).
+        num_threads: threads for RDKit embedding and for the relaxation backend (1 keeps runs
+            polite on shared CPUs; parallelise over molecules instead).
     """
 
     num_threads: int = 1
@@ -85,7 +89,7 @@ class EtkdgGenerator:
         energy_model: str | None = None
         if request.relax != "none":
             tic = time.perf_counter()
-            positions, energies, failed = _relax(parsed, positions, request.relax)
+            positions, energies, failed = _relax(parsed, positions, request.relax, self.num_threads)
             timings["relax"] = time.perf_counter() - tic
             energy_model = request.relax
             if failed:
@@ -129,14 +133,16 @@ class EtkdgGenerator:
         )
 
 
-def _relax(parsed: ParsedMolecule, positions: np.ndarray, method: str) -> tuple[np.ndarray, list[float | None], int]:
+_THREAD_OPTION: dict[str, str] = {"mmff": "num_threads", "xtb": "num_workers"}
+"""Name of each relax backend's thread-count option."""
+
+
+def _relax(
+    parsed: ParsedMolecule, positions: np.ndarray, method: str, num_threads: int
+) -> tuple[np.ndarray, list[float | None], int]:
     """Relax ``positions`` ``(B, N, 3)``; returns new positions, energies (kcal/mol, None if failed), failures."""
-    import torch
-
-    from adjoint_sampling.molecules.graph import atomic_system
-    from adjoint_sampling.relax import relax
-
-    result = relax(atomic_system(parsed), torch.as_tensor(positions), method)
+    options = {_THREAD_OPTION[method]: num_threads} if method in _THREAD_OPTION else {}
+    result = relax(atomic_system(parsed), torch.as_tensor(positions), method, **options)
     new_positions = result.positions.detach().cpu().numpy().astype(np.float64)
     ok = result.ok.detach().cpu().numpy().astype(bool)
     energy = result.energy.detach().cpu().numpy().astype(np.float64)
