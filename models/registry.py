@@ -18,7 +18,7 @@ __all__ = ["register_controller", "build_controller", "available_controllers", "
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
-CONTROLLER_MODULES: list[str] = ["models.egnn"]
+CONTROLLER_MODULES: list[str] = ["models.egnn", "models.torsional", "models.molecular_egnn"]
 """Modules imported (lazily, on first lookup) so that their controllers register themselves.
 Add one line here for a new controller module."""
 
