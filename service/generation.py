@@ -1,0 +1,154 @@
+"""Validate API requests and turn generator output into API results (no HTTP, no threads here)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from adjoint_sampling.conformer_io import conformers_to_json, conformers_to_sdf, conformers_to_xyz
+from adjoint_sampling.conformers import ConformerGenerator, ConformerSet, GenerationRequest
+from adjoint_sampling.errors import AdjointSamplingError, InvalidMoleculeError
+from adjoint_sampling.molecules.checks import REASONS as CHECK_REASONS
+from adjoint_sampling.molecules.parsing import ParsedMolecule, parse_smiles
+from service.errors import ApiError
+from service.schemas import GenerationOptions, MoleculeInput
+from service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+_MOLECULE_FIELDS = {"charge_mismatch": "charge"}
+
+
+def validate_options(options: GenerationOptions, settings: ServiceSettings) -> None:
+    """Refuse options over the service limits (422 naming the field)."""
+    if options.n_conformers > settings.max_conformers:
+        raise ApiError(
+            422, "n_conformers", "above_cap",
+            f"n_conformers: {options.n_conformers} is above the cap of {settings.max_conformers}",
+        )
+
+
+def validate_molecule(molecule: MoleculeInput, settings: ServiceSettings, field_prefix: str = "") -> ParsedMolecule:
+    """Parse and check one molecule against the service limits.
+
+    Raises:
+        ApiError: 422 with ``field`` (``smiles``, ``charge`` or ``multiplicity``, prefixed by
+            ``field_prefix``) and the :class:`InvalidMoleculeError` reason.
+    """
+    smiles_field = f"{field_prefix}smiles"
+    if len(molecule.smiles) > settings.max_smiles_length:
+        raise ApiError(
+            422, smiles_field, "too_long",
+            f"{smiles_field}: {len(molecule.smiles)} characters; the limit is {settings.max_smiles_length}",
+        )
+    try:
+        return parse_smiles(
+            molecule.smiles, charge=molecule.charge, multiplicity=molecule.multiplicity, max_atoms=settings.max_atoms
+        )
+    except InvalidMoleculeError as exc:
+        raise molecule_error(exc, field_prefix, molecule) from None
+
+
+def molecule_error(exc: InvalidMoleculeError, field_prefix: str, molecule: MoleculeInput) -> ApiError:
+    """The 422 for a molecule the parser or the generator refused."""
+    name = _MOLECULE_FIELDS.get(exc.reason, "smiles")
+    if exc.reason == "charge_mismatch" and molecule.multiplicity is not None and "multiplicity" in exc.detail:
+        name = "multiplicity"
+    field = f"{field_prefix}{name}"
+    return ApiError(422, field, exc.reason, f"{field}: {exc.detail}")
+
+
+def generation_request(molecule: MoleculeInput, options: GenerationOptions) -> GenerationRequest:
+    return GenerationRequest(
+        smiles=molecule.smiles,
+        num_conformers=options.n_conformers,
+        seed=options.seed,
+        relax=options.relax,
+        charge=molecule.charge,
+        multiplicity=molecule.multiplicity,
+        prune_rms=options.prune_rms,
+    )
+
+
+def generate(
+    generator: ConformerGenerator, molecule: MoleculeInput, options: GenerationOptions, field_prefix: str = ""
+) -> dict[str, Any]:
+    """Run the generator for one validated molecule and build a ``ConformerResult`` dict.
+
+    CPU-heavy: call it from a worker thread.
+
+    Raises:
+        ApiError: 422 for a molecule the generator refuses, 500 for a failed energy backend.
+    """
+    start = time.perf_counter()
+    try:
+        cs = generator.generate(generation_request(molecule, options))
+    except InvalidMoleculeError as exc:
+        raise molecule_error(exc, field_prefix, molecule) from None
+    except AdjointSamplingError as exc:
+        log.error("generation failed for %r: %s", molecule.smiles, exc)
+        raise ApiError(500, None, "generation_failed", f"conformer generation failed: {exc}") from None
+    return conformer_result(cs, options.format, time.perf_counter() - start)
+
+
+def conformer_result(cs: ConformerSet, output_format: str, service_seconds: float) -> dict[str, Any]:
+    """The ``ConformerResult`` of a generated set in ``output_format`` (json / sdf / xyz)."""
+    result = conformers_to_json(cs)
+    failed = {str(k): int(v) for k, v in cs.dropped.items() if k in CHECK_REASONS}
+    result["check"] = {
+        "reasons": list(CHECK_REASONS),
+        "num_failed": sum(failed.values()),
+        "failed_by_reason": failed,
+        "all_returned_passed": True,
+    }
+    result["format"] = output_format
+    if output_format == "json":
+        result["content"] = None
+    else:
+        writer: Callable[[ConformerSet], str] = conformers_to_sdf if output_format == "sdf" else conformers_to_xyz
+        result["content"] = writer(cs)
+        result["conformers"] = [{k: v for k, v in c.items() if k != "positions"} for c in result["conformers"]]
+    result["timings"]["service_total"] = float(service_seconds)
+    return result
+
+
+def process_molecule(
+    generator: ConformerGenerator,
+    index: int,
+    molecule: MoleculeInput,
+    options: GenerationOptions,
+    settings: ServiceSettings,
+) -> dict[str, Any]:
+    """One molecule of a batch or job as a ``MoleculeOutcome`` dict: never raises for bad input."""
+    prefix = f"molecules.{index}."
+    try:
+        validate_molecule(molecule, settings, prefix)
+        result = generate(generator, molecule, options, prefix)
+    except ApiError as exc:
+        return failed_outcome(index, molecule, exc)
+    return {"index": index, "smiles": molecule.smiles, "status": "ok", "error": None, "result": result}
+
+
+def failed_outcome(index: int, molecule: MoleculeInput, error: ApiError) -> dict[str, Any]:
+    return {
+        "index": index,
+        "smiles": molecule.smiles,
+        "status": "failed",
+        "error": error.detail().model_dump(),
+        "result": None,
+    }
+
+
+def batch_result(outcomes: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """A ``BatchResult`` dict from per-molecule outcomes (in input order)."""
+    outcomes = sorted(outcomes, key=lambda o: o["index"])
+    num_ok = sum(1 for o in outcomes if o["status"] == "ok")
+    return {
+        "num_ok": num_ok,
+        "num_failed": len(outcomes) - num_ok,
+        "molecules": outcomes,
+        "timings": {"service_total": float(seconds)},
+    }
