@@ -11,7 +11,6 @@ Positions in angstrom, energies in kcal/mol, forces in kcal/mol/angstrom.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from rdkit.Chem import AllChem
 
 from adjoint_sampling.errors import ConfigError, EnergyCalculationError
 from energy.base import AtomicSystem, EnergyModel
+from energy.registry import ENERGY_BACKENDS, available_cores, build_energy
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +47,6 @@ class RelaxResult:
     ok: torch.Tensor
     num_steps: torch.Tensor
     converged: torch.Tensor
-
-
-def available_cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _check_positions(system: AtomicSystem, positions: torch.Tensor) -> torch.Tensor:
@@ -238,8 +230,6 @@ def relax(
         return relax_with_model(method, system, positions, max_steps=max_steps)
     if method == "mmff":
         return relax_mmff(system, positions, max_steps=max_steps, **backend_kwargs)  # type: ignore[arg-type]
-    from energy.registry import ENERGY_BACKENDS, build_energy
-
     if method not in ENERGY_BACKENDS:
         raise ConfigError(f"unknown relaxation method {method!r}; choose one of {', '.join(ENERGY_BACKENDS)}")
     return relax_with_model(build_energy(method, **backend_kwargs), system, positions, max_steps=max_steps)

@@ -5,12 +5,21 @@ Backends with heavy imports (tblite, fairchem) are imported only when asked for.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from adjoint_sampling.errors import ConfigError
 from energy.base import EnergyModel
 
 ENERGY_BACKENDS: tuple[str, ...] = ("mmff", "xtb", "fairchem")
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
 
 
 def build_energy(name: str, **kwargs: Any) -> EnergyModel:

@@ -3,7 +3,9 @@
 Everything is perceived from the coordinates alone and compared with the input molecule:
     * connectivity: atoms i, j are bonded when ``d_ij < BOND_TOLERANCE * (r_i + r_j)`` with RDKit's
       covalent radii (the rule of RDKit's ``rdDetermineBonds.DetermineConnectivity``); the
-      perceived bond set must equal the molecule's.
+      perceived bond set must equal the molecule's, except that pairs two bonds apart (1-3
+      pairs, which sit close to the limit in small rings and hypervalent centres) are only
+      held to the clash rule.
     * clash: two atoms closer than ``CLASH_TOLERANCE * (r_i + r_j)``.
     * tetrahedral chirality of every centre whose tag is specified in the input (sign of the
       triple product of its first three neighbours, in RDKit's bond order, seen from the centre).
@@ -17,6 +19,7 @@ mirror image: ``mirrored=True``, and the Cartesian sampler may reflect it
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +59,7 @@ class _StereoReference:
     """What the input molecule specifies, as index arrays."""
 
     adjacency: np.ndarray  # (N, N) bool
+    compared: np.ndarray  # (N, N) bool, pairs whose perceived bonding must equal adjacency
     radius_sum: np.ndarray  # (N, N) float, angstrom
     centres: np.ndarray  # (c,) atom index
     centre_neighbours: np.ndarray  # (c, 3) first three neighbours in RDKit bond order
@@ -64,14 +68,20 @@ class _StereoReference:
     double_bond_cis: np.ndarray  # (s,) bool
 
 
+def covalent_radii(atomic_numbers: Sequence[int] | np.ndarray | torch.Tensor) -> np.ndarray:
+    """RDKit's covalent radii ``(N,)`` in angstrom of ``atomic_numbers`` ``(N,)``."""
+    table = Chem.GetPeriodicTable()
+    return np.array([table.GetRcovalent(int(z)) for z in atomic_numbers], dtype=np.float64)
+
+
 def _reference(mol: Chem.Mol) -> _StereoReference:
     n = mol.GetNumAtoms()
-    table = Chem.GetPeriodicTable()
-    radii = np.array([table.GetRcovalent(a.GetAtomicNum()) for a in mol.GetAtoms()])
+    radii = covalent_radii([a.GetAtomicNum() for a in mol.GetAtoms()])
     adjacency = np.zeros((n, n), dtype=bool)
     for bond in mol.GetBonds():
         i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
         adjacency[i, j] = adjacency[j, i] = True
+    one_three = Chem.GetDistanceMatrix(mol) == 2
     centres, neighbours, signs = [], [], []
     for atom in mol.GetAtoms():
         tag = atom.GetChiralTag()
@@ -96,6 +106,7 @@ def _reference(mol: Chem.Mol) -> _StereoReference:
         cis.append(stereo in _CIS)
     return _StereoReference(
         adjacency=adjacency,
+        compared=~one_three & ~np.eye(n, dtype=bool),
         radius_sum=radii[:, None] + radii[None, :],
         centres=np.array(centres, dtype=np.int64),
         centre_neighbours=np.array(neighbours, dtype=np.int64).reshape(-1, 3),
@@ -152,8 +163,8 @@ def check_conformers(mol: Chem.Mol, positions: torch.Tensor | np.ndarray) -> lis
     dist = np.linalg.norm(pos[:, :, None, :] - pos[:, None, :, :], axis=-1)
     off_diag = ~np.eye(n, dtype=bool)[None]
     clash = ((dist < CLASH_TOLERANCE * ref.radius_sum[None]) & off_diag).any(axis=(1, 2))
-    perceived = (dist < BOND_TOLERANCE * ref.radius_sum[None]) & off_diag
-    connectivity_ok = (perceived == ref.adjacency[None]).all(axis=(1, 2))
+    perceived = dist < BOND_TOLERANCE * ref.radius_sum[None]
+    connectivity_ok = ((perceived == ref.adjacency[None]) | ~ref.compared[None]).all(axis=(1, 2))
     signs = _chirality_signs(ref, pos)
     centres_kept = (signs > 0).all(axis=1)
     centres_inverted = (signs < 0).all(axis=1) & (signs.shape[1] > 0)
