@@ -28,6 +28,7 @@ _BUILDERS: dict[str, ProblemBuilder] = {}
 
 PROBLEM_MODULES: list[str] = [
     "adjoint_sampling.synthetic_jobs",
+    "adjoint_sampling.molecular.jobs",
 ]
 """Modules imported on first use so that their ``@register_problem`` builders exist.
 A new problem kind adds one line here."""

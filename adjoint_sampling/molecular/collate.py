@@ -75,9 +75,43 @@ def torsional_context(records: Sequence[MoleculeRecord], keys: Sequence[int]) ->
     )
 
 
+HOP_CLASSES: int = 4
+"""Graph-distance classes of atom pairs: 1, 2, 3 and >= 4 bonds apart."""
+
+
+def pair_feature_table(record: MoleculeRecord) -> Tensor:
+    """``(N, N, Fb + HOP_CLASSES)`` features of every atom pair of one molecule (see
+    :class:`CartesianContext`)."""
+    graph = record.graph
+    n = graph.num_atoms
+    adjacency = torch.zeros(n, n)
+    adjacency[graph.edge_index[0], graph.edge_index[1]] = 1.0
+    hops = torch.full((n, n), HOP_CLASSES, dtype=torch.long)  # class index = min(hops, 4) - 1
+    reach = torch.eye(n)
+    for k in range(1, HOP_CLASSES):
+        reach = ((reach @ adjacency + reach) > 0).float()
+        hops = torch.where((reach > 0) & (hops == HOP_CLASSES), torch.full_like(hops, k), hops)
+    table = torch.zeros(n, n, graph.bond_features.shape[1] + HOP_CLASSES)
+    table[graph.edge_index[0], graph.edge_index[1], : graph.bond_features.shape[1]] = graph.bond_features
+    table[..., graph.bond_features.shape[1] :] = torch.nn.functional.one_hot(hops - 1, HOP_CLASSES).float()
+    return table
+
+
 def cartesian_context(records: Sequence[MoleculeRecord], keys: Sequence[int]) -> CartesianContext:
-    """Context of a Cartesian batch; state rows are the atoms, system by system."""
-    return CartesianContext(graph=graph_batch(records, keys))
+    """Context of a Cartesian batch; state rows are the atoms, system by system, fully connected."""
+    graph = graph_batch(records, keys)
+    pairs, feats = [], []
+    tables: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+    for g in graph.groups:
+        if g.key not in tables:
+            n = g.num_atoms
+            i, j = (~torch.eye(n, dtype=torch.bool)).nonzero(as_tuple=True)
+            tables[g.key] = (i, j, pair_feature_table(records[g.key])[i, j])
+        i, j, f = tables[g.key]
+        offsets = g.atom_start + g.num_atoms * torch.arange(g.num_systems)
+        pairs.append(torch.stack([(offsets[:, None] + i[None]).reshape(-1), (offsets[:, None] + j[None]).reshape(-1)]))
+        feats.append(f.repeat(g.num_systems, 1))
+    return CartesianContext(graph=graph, pair_index=torch.cat(pairs, dim=1), pair_features=torch.cat(feats))
 
 
 def rows_per_system(context: TorsionalContext | CartesianContext) -> Tensor:

@@ -74,9 +74,18 @@ class MolecularGraphBatch:
 
 @dataclass(frozen=True)
 class CartesianContext:
-    """Context of a Cartesian batch: the state rows are the atoms, ``x`` is ``(A, 3)`` angstrom."""
+    """Context of a Cartesian batch: the state rows are the atoms, ``x`` is ``(A, 3)`` angstrom.
+
+    Attributes:
+        graph: the molecular graphs.
+        pair_index: ``(2, P)`` long, all directed atom pairs within each system.
+        pair_features: ``(P, Fb + HOP_CLASSES)`` float: bond features (zero for non-bonded pairs)
+            and the one-hot graph distance (1, 2, 3, >= 4 bonds).
+    """
 
     graph: MolecularGraphBatch
+    pair_index: Tensor
+    pair_features: Tensor
 
     def positions(self, x: Tensor) -> Tensor:
         """Atom positions ``(A, 3)`` for the state ``x`` ``(A, 3)`` (the identity)."""

@@ -1,0 +1,18 @@
+"""Molecular training problems (torsional and Cartesian), their datasets and batch contexts."""
+
+from adjoint_sampling.molecular.cartesian_problem import CartesianMoleculeProblem
+from adjoint_sampling.molecular.context import CartesianContext, MolecularGraphBatch, TorsionalContext
+from adjoint_sampling.molecular.dataset import MoleculeRecord, prepare_molecule, prepare_molecules, read_smiles_file
+from adjoint_sampling.molecular.torsional_problem import TorsionalMoleculeProblem
+
+__all__ = [
+    "CartesianContext",
+    "CartesianMoleculeProblem",
+    "MolecularGraphBatch",
+    "MoleculeRecord",
+    "TorsionalContext",
+    "TorsionalMoleculeProblem",
+    "prepare_molecule",
+    "prepare_molecules",
+    "read_smiles_file",
+]
