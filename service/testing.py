@@ -61,9 +61,14 @@ def get_json(url: str, timeout_s: float = 5.0) -> tuple[int, dict[str, object]]:
 
 
 def start_server(
-    workdir: Path, settings: dict[str, str] | None = None, port: int | None = None, ready_timeout_s: float = 90.0
+    workdir: Path,
+    settings: dict[str, str] | None = None,
+    port: int | None = None,
+    ready_timeout_s: float = 90.0,
+    wait_for: str = "/readyz",
 ) -> ServerProcess:
-    """Start ``adjoint-sampling serve`` with ``AS_*`` ``settings`` and wait for ``/readyz``.
+    """Start ``adjoint-sampling serve`` with ``AS_*`` ``settings`` and wait until ``wait_for``
+    answers 200 (``/readyz``: model warmed up; ``/healthz``: HTTP is up).
 
     The job database defaults to ``workdir/jobs.sqlite3``; the log goes to ``workdir/server-PORT.log``.
 
@@ -88,7 +93,7 @@ def start_server(
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log_text()}")
         try:
-            status, _ = get_json(f"{server.base_url}/readyz", timeout_s=2.0)
+            status, _ = get_json(f"{server.base_url}{wait_for}", timeout_s=2.0)
             if status == 200:
                 return server
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
