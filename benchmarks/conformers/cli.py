@@ -1,15 +1,173 @@
-"""`adjoint-sampling bench conformers` (not available yet)."""
+"""`adjoint-sampling bench conformers {run,merge,rmsd-check}`: the conformer benchmark.
+
+* ``run``: evaluate methods against the CREST references (``--workers``, ``--shard i/n``,
+  ``--limit``; resumable), then write ``summary.md``, ``summary.json`` and ``coverage.png``.
+* ``merge``: combine shard record files into ``per_molecule.jsonl`` and write the report.
+* ``rmsd-check``: compare the batched RMSD with RDKit's ``GetBestRMS`` and time both.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
 
-from adjoint_sampling.errors import AdjointSamplingError
+from adjoint_sampling.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = Path("../shared/data")
+DEFAULT_OUT_DIR = Path("benchmarks/results/conformers")
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="folder with spice_test.txt and spice_test_conformers/ (default: %(default)s)")
+    parser.add_argument("--test-list", type=Path, default=None, help="test list (default: DATA_DIR/spice_test.txt)")
+    parser.add_argument("--conformer-dir", type=Path, default=None,
+                        help="reference ensembles (default: DATA_DIR/spice_test_conformers)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N molecules with references")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("args", nargs="*")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    run = actions.add_parser("run", help="evaluate methods against the reference ensembles")
+    _add_data_arguments(run)
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output folder (default: %(default)s)")
+    run.add_argument("--methods", default=None,
+                     help="comma-separated GENERATOR[+RELAX], e.g. etkdg,etkdg+mmff,etkdg+xtb,sampler,sampler+mmff "
+                          "(default: etkdg,etkdg+mmff, plus sampler,sampler+mmff with --checkpoint)")
+    run.add_argument("--checkpoint", type=Path, default=None, help="trained sampler checkpoint (enables 'sampler')")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
+    run.add_argument("--shard", default="0/1", help="i/n: evaluate the i-th of n round-robin parts (default: %(default)s)")
+    run.add_argument("--max-references", type=int, default=512, help="references per molecule (default: %(default)s)")
+    run.add_argument("--conformers-per-reference", type=int, default=2, help="K / L (default: %(default)s)")
+    run.add_argument("--seed", type=int, default=0, help="generation seed for every method (default: %(default)s)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    merge = actions.add_parser("merge", help="combine shard record files and write the report")
+    merge.add_argument("inputs", nargs="+", type=Path, help="record files or folders of *.jsonl")
+    merge.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output folder (default: %(default)s)")
+
+    check = actions.add_parser("rmsd-check", help="batched RMSD vs RDKit GetBestRMS: agreement and speed-up")
+    _add_data_arguments(check)
+    check.add_argument("--probes", type=int, default=32, help="ETKDG conformers per molecule (default: %(default)s)")
+    check.add_argument("--references", type=int, default=32, help="references per molecule (default: %(default)s)")
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR / "rmsd_check.json",
+                       help="JSON output (default: %(default)s)")
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index_text, count_text = text.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise ConfigError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def _data_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    test_list = args.test_list or args.data_dir / "spice_test.txt"
+    conformer_dir = args.conformer_dir or args.data_dir / "spice_test_conformers"
+    if not test_list.is_file():
+        raise ConfigError(f"test list {test_list} does not exist (set --data-dir or --test-list)")
+    if not conformer_dir.is_dir():
+        raise ConfigError(f"reference folder {conformer_dir} does not exist (set --data-dir or --conformer-dir)")
+    return test_list, conformer_dir
+
+
+def _command_line() -> str:
+    return shlex.join(["adjoint-sampling", *sys.argv[1:]])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from benchmarks.conformers.methods import parse_methods
+    from benchmarks.conformers.records import read_records
+    from benchmarks.conformers.report import write_report
+    from benchmarks.conformers.runner import BenchmarkConfig, run_benchmark
+
+    test_list, conformer_dir = _data_paths(args)
+    shard_index, num_shards = _parse_shard(args.shard)
+    if args.checkpoint is not None and not args.checkpoint.exists():
+        raise ConfigError(f"checkpoint {args.checkpoint} does not exist")
+    config = BenchmarkConfig(
+        test_list=test_list,
+        conformer_dir=conformer_dir,
+        out_dir=args.out,
+        methods=tuple(parse_methods(args.methods, args.checkpoint)),
+        checkpoint=args.checkpoint,
+        max_references=args.max_references,
+        conformers_per_reference=args.conformers_per_reference,
+        seed=args.seed,
+        workers=args.workers,
+        shard_index=shard_index,
+        num_shards=num_shards,
+        limit=args.limit,
+        progress=not args.no_progress,
+    )
+    outcome = run_benchmark(config)
+    print(f"{outcome.new_records} new records ({outcome.already_done} pairs already done) in {outcome.records_path}")
+    if num_shards > 1:
+        print(f"shard {shard_index}/{num_shards} done; combine the shards with "
+              f"'adjoint-sampling bench conformers merge {args.out / 'shards'} --out {args.out}'")
+        return 0
+    paths = write_report(read_records(outcome.records_path), args.out, _command_line())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from benchmarks.conformers.merge import merge_records
+    from benchmarks.conformers.report import write_report
+    from benchmarks.conformers.runner import RECORDS_FILE_NAME
+
+    output = args.out / RECORDS_FILE_NAME
+    records = merge_records(args.inputs, output)
+    print(f"{len(records)} records merged into {output}")
+    for kind, path in write_report(records, args.out, _command_line()).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _rmsd_check(args: argparse.Namespace) -> int:
+    import torch
+
+    from adjoint_sampling.etkdg import embed_etkdg
+    from benchmarks.conformers.references import MissingReferenceError, load_reference_ensemble, read_test_list
+    from benchmarks.conformers.rmsd import summarize_validations, validate_rmsd, validations_to_json
+
+    torch.set_num_threads(1)
+    test_list, conformer_dir = _data_paths(args)
+    validations = []
+    for molecule in read_test_list(test_list):
+        if args.limit is not None and len(validations) >= args.limit:
+            break
+        try:
+            reference = load_reference_ensemble(molecule, conformer_dir, args.references)
+        except MissingReferenceError:
+            continue
+        probes = embed_etkdg(reference.mol, args.probes, args.seed)
+        result = validate_rmsd(molecule.mol_id, reference.mol, probes, reference.positions)
+        validations.append(result)
+        print(f"{molecule.mol_id}: {result.num_pairs} pairs, {result.num_permutations} symmetries, "
+              f"max |diff| {result.max_abs_diff:.2e} A, batched {result.batched_s:.3f} s, "
+              f"RDKit {result.rdkit_s:.3f} s ({result.speedup:.0f}x)")
+    if not validations:
+        raise ConfigError("no molecule with references to check")
+    summary = summarize_validations(validations)
+    path = validations_to_json(validations, args.out)
+    print(f"{summary['num_pairs']} pairs on {summary['num_molecules']} molecules: max |diff| "
+          f"{summary['max_abs_diff']:.2e} A; batched {summary['batched_s']:.2f} s, RDKit GetBestRMS loop "
+          f"{summary['rdkit_s']:.2f} s, speed-up {summary['speedup']:.1f}x -> {path}")
+    return 0 if summary["max_abs_diff"] <= 1e-3 else 1
 
 
 def run(args: argparse.Namespace) -> int:
-    raise AdjointSamplingError("'bench conformers' is not available yet")
+    return {"run": _run, "merge": _merge, "rmsd-check": _rmsd_check}[args.action](args)

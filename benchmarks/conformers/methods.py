@@ -1,0 +1,128 @@
+"""The methods a conformer benchmark run compares, and how each one is built.
+
+A method is ``GENERATOR[+RELAX]``: a :class:`~adjoint_sampling.conformers.ConformerGenerator`
+from :data:`GENERATORS` and the relaxation it is asked for in its
+:class:`~adjoint_sampling.conformers.GenerationRequest` (``"etkdg"``, ``"etkdg+mmff"``,
+``"sampler+xtb"``, ...). Adding a generator is one entry in :data:`GENERATORS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from adjoint_sampling.conformers import RELAX_METHODS, ConformerGenerator
+from adjoint_sampling.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "GENERATORS",
+    "MethodOptions",
+    "MethodSpec",
+    "build_generator",
+    "parse_methods",
+]
+
+
+@dataclass(frozen=True)
+class MethodOptions:
+    """What generator factories may need.
+
+    Attributes:
+        checkpoint: trained sampler checkpoint (required by ``sampler``).
+        num_threads: threads a generator may use inside one molecule (parallelism is over molecules).
+    """
+
+    checkpoint: Path | None = None
+    num_threads: int = 1
+
+
+def _etkdg(options: MethodOptions) -> ConformerGenerator:
+    """ETKDG that reuses its embedding across relax variants (its cost is charged to each)."""
+    from adjoint_sampling.etkdg import EtkdgGenerator
+
+    return EtkdgGenerator(num_threads=options.num_threads, reuse_embedding=True)
+
+
+def _sampler(options: MethodOptions) -> ConformerGenerator:
+    if options.checkpoint is None:
+        raise ConfigError("method 'sampler' needs --checkpoint PATH")
+    from adjoint_sampling.sampler import Sampler
+
+    return Sampler.from_checkpoint(options.checkpoint)
+
+
+@dataclass(frozen=True)
+class GeneratorEntry:
+    """A registered generator: its factory and whether it needs a checkpoint."""
+
+    factory: Callable[[MethodOptions], ConformerGenerator]
+    needs_checkpoint: bool
+    description: str
+
+
+GENERATORS: dict[str, GeneratorEntry] = {
+    "etkdg": GeneratorEntry(_etkdg, False, "RDKit ETKDGv3 (seeded)"),
+    "sampler": GeneratorEntry(_sampler, True, "trained Adjoint Sampling sampler (--checkpoint)"),
+}
+
+DEFAULT_METHODS: tuple[str, ...] = ("etkdg", "etkdg+mmff")
+"""Compared when ``--methods`` is not given (plus ``sampler``, ``sampler+mmff`` with a checkpoint)."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One compared method, e.g. ``MethodSpec("etkdg+mmff", "etkdg", "mmff")``."""
+
+    name: str
+    generator: str
+    relax: str
+
+
+def parse_method(name: str) -> MethodSpec:
+    """``"GENERATOR"`` or ``"GENERATOR+RELAX"`` -> :class:`MethodSpec` (ConfigError if unknown)."""
+    text = name.strip()
+    generator, _, relax = text.partition("+")
+    relax = relax or "none"
+    if generator not in GENERATORS:
+        raise ConfigError(f"unknown method {text!r}: generator {generator!r} is not one of {', '.join(GENERATORS)}")
+    if relax not in RELAX_METHODS or (relax == "none" and "+" in text):
+        raise ConfigError(
+            f"unknown method {text!r}: relaxation {relax!r} is not one of {', '.join(r for r in RELAX_METHODS if r != 'none')}"
+        )
+    canonical = generator if relax == "none" else f"{generator}+{relax}"
+    return MethodSpec(name=canonical, generator=generator, relax=relax)
+
+
+def parse_methods(text: str | None, checkpoint: Path | None) -> list[MethodSpec]:
+    """Parse a comma-separated method list.
+
+    ``None`` gives :data:`DEFAULT_METHODS`, plus ``sampler`` and ``sampler+mmff`` when a
+    checkpoint is given.
+
+    Raises:
+        ConfigError: unknown or duplicate methods, or a checkpoint-based method without a checkpoint.
+    """
+    if text is None:
+        names = list(DEFAULT_METHODS) + (["sampler", "sampler+mmff"] if checkpoint is not None else [])
+    else:
+        names = [n for n in text.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("no methods given")
+    specs = [parse_method(n) for n in names]
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(f"method {spec.name!r} is listed twice")
+        seen.add(spec.name)
+        if GENERATORS[spec.generator].needs_checkpoint and checkpoint is None:
+            raise ConfigError(f"method {spec.name!r} needs --checkpoint PATH")
+    return specs
+
+
+def build_generator(generator: str, options: MethodOptions) -> ConformerGenerator:
+    """Construct the registered generator ``generator``."""
+    if generator not in GENERATORS:
+        raise ConfigError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
+    return GENERATORS[generator].factory(options)
