@@ -65,6 +65,7 @@ T = TypeVar("T")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
+        400: "malformed body (not UTF-8 JSON)",
         404: "unknown job",
         409: "job not finished or failed",
         413: "request body too large",

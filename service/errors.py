@@ -21,7 +21,7 @@ from service.schemas import ErrorBody, ErrorDetail
 log = logging.getLogger(__name__)
 
 _HTTP_REASONS = {
-    400: "bad_request",
+    400: "malformed_body",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",

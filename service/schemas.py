@@ -23,7 +23,9 @@ class _Strict(BaseModel):
 class MoleculeInput(_Strict):
     """One molecule: SMILES plus optional total charge and spin multiplicity (checked against it)."""
 
-    smiles: str = Field(description="SMILES of one molecule (length and atom count are capped)")
+    smiles: str = Field(
+        description="SMILES of one molecule (length and atom count are capped)", examples=["CC(=O)Nc1ccc(O)cc1"]
+    )
     charge: int | None = Field(None, ge=-20, le=20, description="total charge; default: from the SMILES")
     multiplicity: int | None = Field(None, ge=1, le=20, description="2S+1; default: from the SMILES")
 
