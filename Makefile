@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install
+.PHONY: run test install web chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install
+# Browser assets of the service web page: 3Dmol.js from the npm registry (package-lock.json pinned).
+WEB := service/web
+WEB_STAMP := $(WEB)/node_modules/.installed
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	command -v npm >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web: $(WEB_STAMP)
+
+# Debian's chromium for the headless web page test (driven by Playwright; no browser download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+run: install web
 	$(VENV)/bin/adjoint-sampling serve
 
-test: install
+test: install web chromium
 	$(PY) -m pytest -q tests
