@@ -4,8 +4,8 @@
 
 with u_ij = ``bond_factor * (r_i + r_j)`` and l_ij = ``nonbond_factor * (r_i + r_j)`` from RDKit's
 covalent radii r (angstrom); pairs two bonds apart (1-3) use the smaller ``one_three_factor``
-(in four-membered rings they sit at about 1.2 (r_i + r_j)). ``alpha`` is in kcal/mol/angstrom, so E_pen is in kcal/mol and the
-forces in kcal/mol/angstrom. The defaults follow the structure check's rule (bonded iff
+(in four-membered rings they sit at about 1.2 (r_i + r_j)). ``alpha`` is in kcal/mol/angstrom,
+so E_pen is in kcal/mol and the forces in kcal/mol/angstrom. The defaults follow the structure check's rule (bonded iff
 d < 1.3 (r_i + r_j), :mod:`adjoint_sampling.molecules.checks`): non-bonded pairs are pushed
 out to exactly that limit and bonds are held inside it with a margin (1.2), so a sample without
 penalty has the input's connectivity, and relaxed molecules have zero penalty.
@@ -109,7 +109,8 @@ class BondStructurePenalty(EnergyModel):
         radii = torch.from_numpy(covalent_radii(system.atomic_numbers))
         radius_sum = radii[:, None] + radii[None, :]
         one_three = ((bonded.double() @ bonded.double()) > 0) & ~bonded & ~torch.eye(n, dtype=torch.bool)
-        lower_factor = torch.where(one_three, self.one_three_factor, self.nonbond_factor)
+        lower_factor = torch.full((n, n), self.nonbond_factor, dtype=torch.float64)
+        lower_factor[one_three] = self.one_three_factor
         entry = (bonded, self.bond_factor * radius_sum, lower_factor * radius_sum)
         if system.key:
             self._cache[system.key] = entry

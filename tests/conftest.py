@@ -1,0 +1,26 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+
+def _numerical_forces(model, system, positions: torch.Tensor, h: float = 1e-4) -> torch.Tensor:
+    """Central-difference forces ``-dE/dx`` ``(B, N, 3)`` of an ``EnergyModel``, in one batched call.
+
+    ``positions`` is ``(B, N, 3)`` angstrom; ``h`` the displacement in angstrom.
+    """
+    batch, n, _ = positions.shape
+    eye = torch.eye(3 * n, dtype=torch.float64).reshape(3 * n, n, 3) * h
+    displaced = torch.cat([positions[:, None] + eye[None], positions[:, None] - eye[None]], dim=1)
+    energy = model.energy(system, displaced.reshape(-1, n, 3)).reshape(batch, 2, 3 * n)
+    return (-(energy[:, 0] - energy[:, 1]) / (2 * h)).reshape(batch, n, 3)
+
+
+@pytest.fixture
+def numerical_forces() -> Callable[..., torch.Tensor]:
+    """``numerical_forces(model, system, positions (B, N, 3), h=1e-4) -> (B, N, 3)`` central differences."""
+    return _numerical_forces
