@@ -69,9 +69,7 @@ class CartesianMoleculeProblem:
         return draw_molecule_keys(n, len(self.records), self.samples_per_molecule, generator)
 
     def make_batch(self, keys: Sequence[int]) -> SystemBatch:
-        ctx = cartesian_context(self.records, keys)
-        space = CenteredEuclideanSpace(ctx.graph.atom_system, len(keys), 3)
-        return SystemBatch(keys=list(keys), space=space, context=ctx)
+        return cartesian_batch(self.records, keys)
 
     def evaluate(self, batch: SystemBatch, x1: Tensor) -> TerminalEvaluation:
         """Energies ``(B,)`` kcal/mol and dE/dx ``(A, 3)`` kcal/mol/angstrom at positions ``x1`` ``(A, 3)``."""
@@ -96,6 +94,12 @@ class CartesianMoleculeProblem:
             except InvalidMoleculeError:
                 self._pools[key] = rec.local_positions.unsqueeze(0)
         return self._pools[key]
+
+
+def cartesian_batch(records: Sequence[MoleculeRecord], keys: Sequence[int]) -> SystemBatch:
+    """One system per key: atom rows in the zero-CoM space, a :class:`CartesianContext`."""
+    ctx = cartesian_context(records, keys)
+    return SystemBatch(keys=list(keys), space=CenteredEuclideanSpace(ctx.graph.atom_system, len(keys), 3), context=ctx)
 
 
 def evaluate_positions(

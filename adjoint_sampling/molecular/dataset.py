@@ -61,7 +61,8 @@ class MoleculeRecord:
 
 def read_smiles_file(path: str | Path) -> list[str]:
     """SMILES of a ``.smi``/``.txt`` file: whitespace-separated columns, the SMILES is the column
-    that parses (SPICE lists: ``count<TAB>smiles<TAB>id`` with a header); ``#`` starts a comment.
+    of SPICE lists (``count<TAB>smiles<TAB>id`` with a header) or else the first; lines starting
+    with ``#`` are comments.
 
     Raises:
         ConfigError: if the file does not exist or holds no SMILES.
@@ -71,8 +72,8 @@ def read_smiles_file(path: str | Path) -> list[str]:
         raise ConfigError(f"SMILES file {str(path)!r} does not exist")
     smiles: list[str] = []
     for line in path.read_text().splitlines():
-        fields = line.split("#", 1)[0].split()
-        if not fields:
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
             continue
         if len(fields) >= 2 and fields[0].lstrip("-").isdigit():
             smiles.append(fields[1])  # count, smiles, id
@@ -90,13 +91,17 @@ def prepare_molecule(
     max_atoms: int | None = None,
     charge: int | None = None,
     multiplicity: int | None = None,
+    supported_elements: Sequence[str] | None = None,
 ) -> MoleculeRecord:
     """Parse ``smiles`` and build its record (local structure embedded with ``seed``).
 
     Raises:
-        InvalidMoleculeError: the molecule cannot be parsed, is too large, or cannot be embedded.
+        InvalidMoleculeError: the molecule cannot be parsed, is too large, has elements outside
+            ``supported_elements``, or cannot be embedded.
     """
-    kwargs = {} if max_atoms is None else {"max_atoms": int(max_atoms)}
+    kwargs: dict[str, object] = {} if max_atoms is None else {"max_atoms": int(max_atoms)}
+    if supported_elements is not None:
+        kwargs["supported_elements"] = tuple(supported_elements)
     parsed = parse_smiles(smiles, charge=charge, multiplicity=multiplicity, **kwargs)
     return MoleculeRecord(
         parsed=parsed,

@@ -73,8 +73,7 @@ class TorsionalMoleculeProblem:
         return draw_molecule_keys(n, len(self.records), self.samples_per_molecule, generator)
 
     def make_batch(self, keys: Sequence[int]) -> SystemBatch:
-        ctx = torsional_context(self.records, keys)
-        return SystemBatch(keys=list(keys), space=TorusSpace(ctx.torsion_system, len(keys)), context=ctx)
+        return torsional_batch(self.records, keys)
 
     def evaluate(self, batch: SystemBatch, x1: Tensor) -> TerminalEvaluation:
         """Energies ``(B,)`` kcal/mol and dE/dtheta ``(M, 1)`` kcal/mol/rad at torsions ``x1`` ``(M, 1)``."""
@@ -99,6 +98,12 @@ class TorsionalMoleculeProblem:
                 confs = rec.local_positions.unsqueeze(0)
             self._pools[key] = dihedral_angles(confs, rec.topology.torsion_atoms)
         return self._pools[key]
+
+
+def torsional_batch(records: Sequence[MoleculeRecord], keys: Sequence[int]) -> SystemBatch:
+    """One system per key: torsion rows on the torus, a :class:`TorsionalContext`."""
+    ctx = torsional_context(records, keys)
+    return SystemBatch(keys=list(keys), space=TorusSpace(ctx.torsion_system, len(keys)), context=ctx)
 
 
 def evaluate_torsions(

@@ -1,0 +1,243 @@
+"""The trained sampler: a checkpoint in, conformers out (a :class:`ConformerGenerator`).
+
+Per request: parse the SMILES, build the local structure (RDKit, seeded by the request seed),
+integrate the controlled SDE for ``num_conformers`` samples, turn them into positions, check
+every conformer's connectivity and stereochemistry against the input (in Cartesian mode a fully
+mirrored sample is reflected back, anything else that fails is dropped and counted by reason),
+optionally relax, compute energies, optionally prune by heavy-atom RMSD.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rdkit import Chem
+from torch import Tensor, nn
+
+from adjoint_sampling import __version__
+from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint
+from adjoint_sampling.conformer_ops import prune_by_rmsd
+from adjoint_sampling.conformers import RELAX_METHODS, Conformer, ConformerSet, GenerationRequest
+from adjoint_sampling.errors import AdjointSamplingError, CheckpointError, ConfigError
+from adjoint_sampling.molecular.cartesian_problem import cartesian_batch
+from adjoint_sampling.molecular.dataset import MoleculeRecord, prepare_molecule
+from adjoint_sampling.molecular.jobs import MODES
+from adjoint_sampling.molecular.torsional_problem import torsional_batch
+from adjoint_sampling.molecules.checks import check_conformers, reflect_positions
+from adjoint_sampling.relax import relax
+from adjoint_sampling.schedules import NoiseSchedule
+from adjoint_sampling.trainer import sample_terminal
+from energy.base import EnergyModel
+from energy.registry import build_energy
+
+__all__ = ["Sampler"]
+
+log = logging.getLogger(__name__)
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+@dataclass
+class Sampler:
+    """Conformers from a trained molecular checkpoint (torsional or Cartesian mode).
+
+    Attributes:
+        checkpoint: the loaded checkpoint.
+        controller: its controller (eval mode).
+        version: ``<package version>+<checkpoint digest>``.
+        sample_batch_size: conformers integrated together.
+        energy: backend for reported energies (default: the checkpoint's backend, built lazily).
+    """
+
+    checkpoint: ModelCheckpoint
+    controller: nn.Module
+    version: str
+    sample_batch_size: int = 256
+    energy: EnergyModel | None = None
+    schedule: NoiseSchedule = field(init=False)
+    grid: Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        problem = self.checkpoint.problem
+        if problem.get("mode") not in MODES:
+            raise CheckpointError(f"checkpoint is not a molecular model (problem mode {problem.get('mode')!r})")
+        self.schedule = self.checkpoint.build_schedule()
+        self.grid = self.checkpoint.time_grid()
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, energy: EnergyModel | None = None, sample_batch_size: int = 256) -> Sampler:
+        """Load a model checkpoint written by a molecular training job.
+
+        Raises:
+            CheckpointError: missing, corrupt, or not a molecular checkpoint.
+        """
+        path = Path(path)
+        checkpoint = load_model_checkpoint(path)
+        controller = checkpoint.build_controller()
+        return cls(checkpoint, controller, f"{__version__}+{_file_digest(path)}", sample_batch_size, energy)
+
+    @property
+    def mode(self) -> str:
+        return str(self.checkpoint.problem["mode"])
+
+    @property
+    def name(self) -> str:
+        return f"adjoint-sampling-{self.mode}"
+
+    @property
+    def temperature_k(self) -> float:
+        return float(self.checkpoint.problem["temperature_k"])
+
+    def energy_model(self) -> EnergyModel:
+        """The backend the model was trained with (without the Cartesian bond penalty)."""
+        if self.energy is None:
+            desc = self.checkpoint.problem
+            self.energy = build_energy(desc["energy"], **dict(desc.get("energy_options", {})))
+        return self.energy
+
+    def prepare(self, request: GenerationRequest) -> MoleculeRecord:
+        """Parse and validate the request's molecule; its local structure uses ``request.seed``."""
+        desc = self.checkpoint.problem
+        return prepare_molecule(
+            request.smiles, seed=request.seed, max_atoms=desc.get("max_atoms"), charge=request.charge,
+            multiplicity=request.multiplicity, supported_elements=desc.get("elements"),
+        )
+
+    def sample_positions(self, record: MoleculeRecord, num: int, seed: int) -> np.ndarray:
+        """Raw samples ``(num, N, 3)`` float64 angstrom of ``record`` (no checks), deterministic in ``seed``."""
+        generator = torch.Generator().manual_seed(int(seed))
+        make_batch = torsional_batch if self.mode == "torsional" else cartesian_batch
+        if self.mode == "torsional" and record.num_torsions == 0:
+            return record.local_positions.expand(num, -1, -1).numpy().copy()
+        out = []
+        for start in range(0, num, self.sample_batch_size):
+            n = min(self.sample_batch_size, num - start)
+            batch = make_batch([record], [0] * n)
+            with torch.no_grad():
+                x1 = sample_terminal(self.controller, batch, self.schedule, self.grid, generator)
+                pos = batch.context.positions(x1.to(torch.float64) if self.mode == "torsional" else x1)
+            out.append(pos.to(torch.float64).reshape(n, record.num_atoms, 3))
+        return torch.cat(out).numpy()
+
+    def generate(self, request: GenerationRequest) -> ConformerSet:
+        """Generate conformers for ``request`` (see the module docstring).
+
+        Raises:
+            InvalidMoleculeError: the molecule cannot be handled (reason in ``.reason``).
+            ConfigError: invalid request options.
+        """
+        if request.num_conformers < 1:
+            raise ConfigError(f"num_conformers must be >= 1, got {request.num_conformers}")
+        if request.relax not in RELAX_METHODS:
+            raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {request.relax!r}")
+        if request.prune_rms is not None and not request.prune_rms > 0:
+            raise ConfigError(f"prune_rms must be > 0 angstrom, got {request.prune_rms}")
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        record = self.prepare(request)
+        timings["prepare"] = time.perf_counter() - start
+
+        tic = time.perf_counter()
+        positions = self.sample_positions(record, request.num_conformers, request.seed)
+        timings["sample"] = time.perf_counter() - tic
+
+        tic = time.perf_counter()
+        dropped: dict[str, int] = {}
+        positions, kept, num_reflected = self._checked(record.parsed.mol, positions, list(range(len(positions))), dropped)
+        timings["check"] = time.perf_counter() - tic
+
+        energies: list[float | None] = [None] * len(kept)
+        energy_model: str | None = None
+        if kept and request.relax != "none":
+            tic = time.perf_counter()
+            result = relax(record.system, torch.from_numpy(positions[kept]), request.relax)
+            relaxed = positions.copy()
+            relaxed[kept] = result.positions.numpy()
+            failed = [i for i, good in zip(kept, result.ok.tolist()) if not good]
+            if failed:
+                dropped["relax_failed"] = len(failed)
+            relaxed_energy = dict(zip(kept, result.energy.tolist()))
+            still = [i for i in kept if i not in set(failed)]
+            positions, kept, _ = self._checked(record.parsed.mol, relaxed, still, dropped, allow_reflection=False)
+            energies = [relaxed_energy[i] for i in kept]
+            energy_model = request.relax
+            timings["relax"] = time.perf_counter() - tic
+        elif kept:
+            tic = time.perf_counter()
+            energies, energy_model = self._energies(record, positions[kept])
+            timings["energy"] = time.perf_counter() - tic
+
+        if request.prune_rms is not None and kept:
+            tic = time.perf_counter()
+            keep_local = prune_by_rmsd(record.parsed.mol, positions[kept], float(request.prune_rms))
+            if len(keep_local) < len(kept):
+                dropped["pruned"] = len(kept) - len(keep_local)
+            kept, energies = [kept[i] for i in keep_local], [energies[i] for i in keep_local]
+            timings["prune"] = time.perf_counter() - tic
+        timings["total"] = time.perf_counter() - start
+
+        mol = Chem.Mol(record.parsed.mol)
+        mol.RemoveAllConformers()
+        return ConformerSet(
+            smiles=request.smiles,
+            mol=mol,
+            conformers=[Conformer(positions=positions[i].copy(), energy=e, index=i) for i, e in zip(kept, energies)],
+            num_requested=request.num_conformers,
+            num_generated=int(len(positions)),
+            dropped=dropped,
+            num_reflected=num_reflected,
+            energy_model=energy_model,
+            relax=request.relax,
+            model_name=self.name,
+            model_version=self.version,
+            seed=request.seed,
+            timings=timings,
+        )
+
+    def _checked(
+        self, mol: Chem.Mol, positions: np.ndarray, indices: list[int], dropped: dict[str, int],
+        allow_reflection: bool = True,
+    ) -> tuple[np.ndarray, list[int], int]:
+        """Check ``positions[indices]``; reflect fully mirrored Cartesian samples; count drops by reason.
+
+        Returns the (possibly reflected) positions, the indices that passed, and the reflections.
+        """
+        if not indices:
+            return positions, [], 0
+        positions = positions.copy()
+        checks = check_conformers(mol, positions[indices])
+        kept: list[int] = []
+        reflected = 0
+        for i, check in zip(indices, checks):
+            if check.ok:
+                kept.append(i)
+            elif check.mirrored and allow_reflection and self.mode == "cartesian":
+                mirror = reflect_positions(torch.from_numpy(positions[i])).numpy()
+                if check_conformers(mol, mirror[None])[0].ok:
+                    positions[i] = mirror
+                    kept.append(i)
+                    reflected += 1
+                else:
+                    dropped["mirror_failed"] = dropped.get("mirror_failed", 0) + 1
+            else:
+                reason = check.reason or "failed_check"
+                dropped[reason] = dropped.get(reason, 0) + 1
+        return positions, kept, reflected
+
+    def _energies(self, record: MoleculeRecord, positions: np.ndarray) -> tuple[list[float | None], str | None]:
+        """Energies (kcal/mol, ``None`` where the backend failed) with the model's backend."""
+        try:
+            model = self.energy_model()
+            result = model.energy_and_forces(record.system, torch.from_numpy(positions))
+        except AdjointSamplingError as exc:
+            log.warning("no energies for %s: %s", record.smiles, exc)
+            return [None] * len(positions), None
+        return [float(e) if ok else None for e, ok in zip(result.energy.tolist(), result.ok.tolist())], model.name
