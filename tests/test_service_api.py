@@ -275,3 +275,18 @@ def test_error_body_shape_is_in_the_openapi_schema(client):
     ref = responses["422"]["content"]["application/json"]["schema"]["$ref"]
     assert ref.endswith("/ErrorBody")
     json.dumps(schema)
+
+
+def test_docker_healthcheck_command(server):
+    import os
+    import subprocess
+    import sys
+
+    from service.testing import free_port
+
+    port = server.base_url.rsplit(":", 1)[1]
+    run = lambda p: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "service.healthcheck"], env={**os.environ, "AS_PORT": str(p)}, timeout=30
+    ).returncode
+    assert run(port) == 0
+    assert run(free_port()) == 1
