@@ -151,7 +151,7 @@ class Sampler:
 
         tic = time.perf_counter()
         dropped: dict[str, int] = {}
-        positions, kept, num_reflected = self._checked(record.parsed.mol, positions, list(range(len(positions))), dropped)
+        positions, kept, num_reflected = self.check_samples(record.parsed.mol, positions, list(range(len(positions))), dropped)
         timings["check"] = time.perf_counter() - tic
 
         energies: list[float | None] = [None] * len(kept)
@@ -166,7 +166,7 @@ class Sampler:
                 dropped["relax_failed"] = len(failed)
             relaxed_energy = dict(zip(kept, result.energy.tolist()))
             still = [i for i in kept if i not in set(failed)]
-            positions, kept, _ = self._checked(record.parsed.mol, relaxed, still, dropped, allow_reflection=False)
+            positions, kept, _ = self.check_samples(record.parsed.mol, relaxed, still, dropped, allow_reflection=False)
             energies = [relaxed_energy[i] for i in kept]
             energy_model = request.relax
             timings["relax"] = time.perf_counter() - tic
@@ -202,7 +202,7 @@ class Sampler:
             timings=timings,
         )
 
-    def _checked(
+    def check_samples(
         self, mol: Chem.Mol, positions: np.ndarray, indices: list[int], dropped: dict[str, int],
         allow_reflection: bool = True,
     ) -> tuple[np.ndarray, list[int], int]:

@@ -1,0 +1,152 @@
+"""Sampler end to end on a tiny checkpoint trained in the test: counts, structure checks, energies,
+determinism, SDF parse-back, relaxation, pruning, mirror handling and bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from molecular_helpers import TINY_SMILES, tiny_job
+from rdkit import Chem
+
+from adjoint_sampling import __version__
+from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
+from adjoint_sampling.config import job_config_from_dict
+from adjoint_sampling.conformer_io import conformers_to_sdf
+from adjoint_sampling.conformers import ConformerGenerator, GenerationRequest
+from adjoint_sampling.errors import CheckpointError, ConfigError, InvalidMoleculeError
+from adjoint_sampling.jobs import run_training_job
+from adjoint_sampling.molecules.checks import check_conformers, reflect_positions
+from adjoint_sampling.sampler import Sampler
+from energy.mmff import MMFFEnergy
+
+CHIRAL = TINY_SMILES[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("tiny_torsional")
+    run_training_job(job_config_from_dict(tiny_job("torsional")), run_dir, progress=False)
+    return run_dir / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def sampler(checkpoint_path) -> Sampler:
+    return Sampler.from_checkpoint(checkpoint_path)
+
+
+def _bond_lengths(mol: Chem.Mol, positions: np.ndarray) -> np.ndarray:
+    pairs = np.array([[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] for b in mol.GetBonds()])
+    return np.linalg.norm(positions[..., pairs[:, 0], :] - positions[..., pairs[:, 1], :], axis=-1)
+
+
+def test_checkpoint_alone_describes_the_model(checkpoint_path, sampler):
+    ckpt = load_model_checkpoint(checkpoint_path)
+    assert ckpt.problem["mode"] == "torsional" and ckpt.problem["energy"] == "mmff"
+    assert ckpt.problem["temperature_k"] == 300.0 and "Cl" in ckpt.problem["elements"]
+    assert ckpt.versions["adjoint_sampling"] == __version__
+    assert isinstance(sampler, ConformerGenerator)
+    assert sampler.name == "adjoint-sampling-torsional" and sampler.version.startswith(__version__ + "+")
+
+
+def test_generate_counts_checks_and_energies(sampler):
+    cs = sampler.generate(GenerationRequest(CHIRAL, num_conformers=12, seed=3))
+    assert cs.num_requested == 12 and cs.num_generated == 12
+    assert len(cs.conformers) + cs.num_dropped == 12 and len(cs.conformers) > 0
+    assert set(cs.dropped) <= {"clash", "connectivity_changed", "stereo_changed"}
+    assert cs.num_reflected == 0  # torsional samples keep chirality by construction
+    positions = np.stack([c.positions for c in cs.conformers])
+    assert all(check.ok for check in check_conformers(cs.mol, positions))
+    # bond lengths are those of the local structure (seeded by the request seed)
+    local = sampler.prepare(GenerationRequest(CHIRAL, seed=3)).local_positions.numpy()
+    assert np.allclose(_bond_lengths(cs.mol, positions), _bond_lengths(cs.mol, local)[None], atol=1e-6)
+    energies = MMFFEnergy().energy_and_forces(sampler.prepare(GenerationRequest(CHIRAL)).system, torch.from_numpy(positions))
+    assert cs.energy_model == "mmff"
+    assert np.allclose([c.energy for c in cs.conformers], energies.energy.numpy(), atol=1e-6)
+    assert {"sample", "check", "total"} <= set(cs.timings)
+
+
+def test_same_seed_same_conformers_other_seed_different(sampler):
+    a = sampler.generate(GenerationRequest(TINY_SMILES[0], num_conformers=5, seed=7))
+    b = sampler.generate(GenerationRequest(TINY_SMILES[0], num_conformers=5, seed=7))
+    c = sampler.generate(GenerationRequest(TINY_SMILES[0], num_conformers=5, seed=8))
+    assert [x.index for x in a.conformers] == [x.index for x in b.conformers]
+    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a.conformers, b.conformers))
+    assert not np.allclose(a.conformers[0].positions, c.conformers[0].positions)
+
+
+def test_sdf_parse_back(sampler):
+    cs = sampler.generate(GenerationRequest(CHIRAL, num_conformers=6, seed=0))
+    records = [m for m in Chem.ForwardSDMolSupplier(io.BytesIO(conformers_to_sdf(cs).encode()), removeHs=False)]
+    assert len(records) == len(cs.conformers)
+    for mol, conf in zip(records, cs.conformers):
+        assert mol.GetIntProp("conformer_index") == conf.index and mol.GetIntProp("seed") == 0
+        assert mol.GetProp("model_version") == sampler.version
+        assert float(mol.GetProp("energy_kcal_mol")) == pytest.approx(conf.energy, abs=1e-5)
+        assert np.allclose(mol.GetConformer().GetPositions(), conf.positions, atol=1e-3)
+        Chem.AssignStereochemistryFrom3D(mol)
+        assert Chem.MolToSmiles(Chem.RemoveHs(mol)) == Chem.MolToSmiles(Chem.MolFromSmiles(CHIRAL))
+
+
+def test_relax_and_prune(sampler):
+    raw = sampler.generate(GenerationRequest(CHIRAL, num_conformers=8, seed=1))
+    relaxed = sampler.generate(GenerationRequest(CHIRAL, num_conformers=8, seed=1, relax="mmff"))
+    assert relaxed.energy_model == "mmff" and relaxed.relax == "mmff"
+    assert min(c.energy for c in relaxed.conformers) < min(c.energy for c in raw.conformers)
+    assert all(check.ok for check in check_conformers(relaxed.mol, np.stack([c.positions for c in relaxed.conformers])))
+    pruned = sampler.generate(GenerationRequest(CHIRAL, num_conformers=8, seed=1, relax="mmff", prune_rms=1.5))
+    assert len(pruned.conformers) < len(relaxed.conformers)
+    assert pruned.dropped["pruned"] == len(relaxed.conformers) - len(pruned.conformers)
+
+
+def test_bad_requests_raise_typed_errors(sampler):
+    with pytest.raises(InvalidMoleculeError) as err:
+        sampler.generate(GenerationRequest("C1CC(", num_conformers=2))
+    assert err.value.reason == "invalid_smiles"
+    with pytest.raises(InvalidMoleculeError) as err:
+        sampler.generate(GenerationRequest("C[Se]CCC", num_conformers=2))
+    assert err.value.reason == "unsupported_element"
+    with pytest.raises(ConfigError, match="num_conformers"):
+        sampler.generate(GenerationRequest(CHIRAL, num_conformers=0))
+    with pytest.raises(ConfigError, match="relax"):
+        sampler.generate(GenerationRequest(CHIRAL, num_conformers=1, relax="uff"))  # type: ignore[arg-type]
+
+
+def test_rigid_molecule_gives_its_local_structure(sampler):
+    cs = sampler.generate(GenerationRequest("c1ccccc1O", num_conformers=3, seed=0))
+    assert cs.num_generated == 3 and len(cs.conformers) == 3
+
+
+def test_non_molecular_or_missing_checkpoint_is_refused(checkpoint_path, tmp_path):
+    with pytest.raises(CheckpointError):
+        Sampler.from_checkpoint(tmp_path / "missing.pt")
+    ckpt = load_model_checkpoint(checkpoint_path)
+    ckpt.problem = {"system": "dw4"}
+    save_model_checkpoint(tmp_path / "dw4.pt", ckpt)
+    with pytest.raises(CheckpointError, match="not a molecular model"):
+        Sampler.from_checkpoint(tmp_path / "dw4.pt")
+
+
+def test_cartesian_mirror_images_are_reflected_other_failures_dropped(checkpoint_path, tmp_path):
+    """In Cartesian mode a fully mirrored sample is reflected back; a broken one is dropped."""
+    ckpt: ModelCheckpoint = load_model_checkpoint(checkpoint_path)
+    ckpt.problem = {**ckpt.problem, "mode": "cartesian"}
+    save_model_checkpoint(tmp_path / "cart.pt", ckpt)
+    cartesian = Sampler.from_checkpoint(tmp_path / "cart.pt")
+    record = cartesian.prepare(GenerationRequest(CHIRAL, seed=0))
+    good = record.local_positions.numpy()
+    mirror = reflect_positions(record.local_positions).numpy()
+    broken = good.copy()
+    broken[0] = broken[1]  # two atoms on top of each other
+    dropped: dict[str, int] = {}
+    positions, kept, reflected = cartesian.check_samples(record.parsed.mol, np.stack([good, mirror, broken]), [0, 1, 2], dropped)
+    assert kept == [0, 1] and reflected == 1 and dropped == {"clash": 1}
+    assert check_conformers(record.parsed.mol, positions[1:2])[0].ok
+    # the torsional sampler never reflects: a mirror image is a stereo change there
+    torsional = Sampler.from_checkpoint(checkpoint_path)
+    dropped = {}
+    _, kept, reflected = torsional.check_samples(record.parsed.mol, np.stack([good, mirror]), [0, 1], dropped)
+    assert kept == [0] and reflected == 0 and dropped == {"stereo_changed": 1}
