@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,17 @@ logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _GRAPH_RADIUS = 6.0
+_LOAD_ERRORS = (
+    OSError,
+    EOFError,
+    KeyError,
+    AttributeError,
+    TypeError,
+    ValueError,
+    RuntimeError,
+    pickle.UnpicklingError,
+)
+"""What a missing, truncated or foreign file raises inside torch.load / hydra instantiation."""
 
 
 @contextlib.contextmanager
@@ -108,7 +120,7 @@ class FairChemEnergy(EnergyModel):
                 self.predict_unit = load_predict_unit(
                     str(path), inference_settings=_inference_settings(self.dtype), device=device
                 )
-        except (OSError, EOFError, KeyError, AttributeError, TypeError, RuntimeError) as exc:
+        except _LOAD_ERRORS as exc:
             raise CheckpointError(f"cannot load fairchem checkpoint {path}: {exc}") from exc
         tasks = self.predict_unit.dataset_to_tasks
         if task_name not in tasks:
