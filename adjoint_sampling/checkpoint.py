@@ -81,7 +81,7 @@ def save_model_checkpoint(path: str | Path, checkpoint: ModelCheckpoint) -> None
     """Write ``checkpoint`` atomically to ``path`` (package versions are filled in)."""
     data = asdict(checkpoint)
     data["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
-    data["versions"] = {"adjoint_sampling": __version__, "torch": torch.__version__, **checkpoint.versions}
+    data["versions"] = {"adjoint_sampling": str(__version__), "torch": str(torch.__version__), **checkpoint.versions}
     data["format_version"] = FORMAT_VERSION
     atomic_torch_save(data, path)
 

@@ -68,21 +68,28 @@ class ReplayBuffer:
 
     def save_state(self) -> dict[str, Any]:
         """Everything needed to rebuild the buffer exactly (tensors and plain Python values)."""
+        items = list(self._items)
         return {
             "capacity": self.capacity,
-            "keys": [item.key for item in self._items],
-            "x1": [item.x1 for item in self._items],
-            "adjoint": [item.adjoint for item in self._items],
-            "energy": [item.energy for item in self._items],
+            "keys": [item.key for item in items],
+            "rows": [int(item.x1.shape[0]) for item in items],
+            # concatenated: one tensor each, fast to save however many items there are
+            "x1": torch.cat([item.x1 for item in items]) if items else torch.zeros(0),
+            "adjoint": torch.cat([item.adjoint for item in items]) if items else torch.zeros(0),
+            "energy": [item.energy for item in items],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`save_state` output (raises ``CheckpointError`` if malformed)."""
         try:
-            keys, x1s, adjs, energies = state["keys"], state["x1"], state["adjoint"], state["energy"]
+            keys, rows, energies = state["keys"], state["rows"], state["energy"]
             capacity = int(state["capacity"])
+            x1s = torch.split(state["x1"], rows) if rows else []
+            adjs = torch.split(state["adjoint"], rows) if rows else []
         except (KeyError, TypeError) as exc:
             raise CheckpointError(f"malformed replay buffer state: missing {exc}") from exc
+        except RuntimeError as exc:
+            raise CheckpointError(f"malformed replay buffer state: {exc}") from exc
         if not (len(keys) == len(x1s) == len(adjs) == len(energies)):
             raise CheckpointError("malformed replay buffer state: field lengths differ")
         self.capacity = capacity

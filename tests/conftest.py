@@ -7,6 +7,9 @@ from collections.abc import Callable
 import pytest
 import torch
 
+# Few cores shared by many processes: one intra-op thread per test process (faster, not slower).
+torch.set_num_threads(1)
+
 
 def _numerical_forces(model, system, positions: torch.Tensor, h: float = 1e-4) -> torch.Tensor:
     """Central-difference forces ``-dE/dx`` ``(B, N, 3)`` of an ``EnergyModel``, in one batched call.

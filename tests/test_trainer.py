@@ -1,0 +1,270 @@
+"""Trainer: learning a Gaussian target, exact kill-and-resume, checkpoints and job configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from adjoint_sampling.checkpoint import load_model_checkpoint
+from adjoint_sampling.config import job_config_from_dict, load_job_config
+from adjoint_sampling.errors import CheckpointError, ConfigError
+from adjoint_sampling.jobs import build_problem, run_training_job
+from adjoint_sampling.problem import SystemBatch, TerminalEvaluation
+from adjoint_sampling.schedules import GeometricSchedule
+from adjoint_sampling.spaces import CenteredEuclideanSpace
+from adjoint_sampling.synthetic_problem import SyntheticProblem
+from adjoint_sampling.trainer import Trainer, TrainerConfig, sample_terminal
+from models.registry import build_controller
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class GaussianProblem:
+    """E(x) = ||x - m||^2 / (2 s^2) for n particles on the zero-CoM subspace (tau = 1)."""
+
+    tau = 1.0
+
+    def __init__(self, mean: torch.Tensor, std: float) -> None:
+        self.mean, self.std = mean, std
+        self.n, self.dim = mean.shape
+
+    def draw_keys(self, n, generator):
+        return [0] * n
+
+    def make_batch(self, keys):
+        b = len(keys)
+        return SystemBatch(list(keys), CenteredEuclideanSpace(torch.arange(b).repeat_interleave(self.n), b, self.dim))
+
+    def evaluate(self, batch, x1):
+        diff = x1.double() - self.mean.repeat(batch.space.num_systems, 1)
+        energy = 0.5 * diff.pow(2).sum(-1).view(-1, self.n).sum(-1) / self.std**2
+        return TerminalEvaluation(energy, diff / self.std**2, torch.ones(batch.space.num_systems, dtype=torch.bool))
+
+    def warm_start_samples(self, keys, generator):
+        return None
+
+
+class AffineControl(nn.Module):
+    """f(t, x) = alpha(t) x + beta(t)[row]: the family containing the optimal control of a
+    Gaussian target with a memoryless base (log h(t, x) is quadratic and isotropic in x)."""
+
+    def __init__(self, n: int, dim: int) -> None:
+        super().__init__()
+        self.n, self.dim = n, dim
+        self.net = nn.Sequential(nn.Linear(1, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, 1 + n * dim))
+        self.hparams = {"n": n, "dim": dim}
+
+    def forward(self, t, x, batch):
+        out = self.net(t.view(-1, 1))
+        alpha = out[:, :1][batch.space.batch]
+        beta = out[:, 1:].reshape(-1, self.n, self.dim).reshape(-1, self.dim)
+        return alpha * x + beta
+
+
+def test_short_training_reaches_gaussian_target(tmp_path):
+    """Target mean m (centred) and per-coordinate variance s^2 (n-1)/n on the zero-CoM subspace.
+    Tolerances: |mean error| < 0.08 per coordinate, variance within 20% (4,000 samples)."""
+    torch.manual_seed(0)
+    mean = torch.tensor([[1.0, 0.0], [-0.5, 0.8], [-0.5, -0.8]], dtype=torch.float64)
+    problem = GaussianProblem(mean, std=0.4)
+    controller = AffineControl(3, 2)
+    sched = GeometricSchedule(0.01, 1.5)
+    cfg = TrainerConfig(iterations=40, samples_per_refresh=64, grad_steps_per_refresh=25, batch_size=128,
+                        buffer_capacity=2000, initial_buffer_fill=256, sde_steps=30, lr=3e-3, grad_clip=None,
+                        checkpoint_interval=40, seed=0)
+    trainer = Trainer(problem, controller, sched, cfg, tmp_path, progress=False)
+    counters = trainer.run()
+    assert counters.grad_steps == 1000 and counters.energy_evals == 256 + 40 * 64
+    batch = problem.make_batch([0] * 4000)
+    x1 = sample_terminal(controller, batch, sched, trainer.grid, torch.Generator().manual_seed(5)).double()
+    x1 = x1.view(4000, 3, 2)
+    target_var = 0.4**2 * 2 / 3
+    assert torch.allclose(x1.mean(0), mean, atol=0.08), x1.mean(0)
+    assert float(x1.var(0).mean()) == pytest.approx(target_var, rel=0.2)
+    # an untrained control is far from it (the test can fail)
+    untrained = sample_terminal(AffineControl(3, 2), batch, sched, trainer.grid, torch.Generator().manual_seed(5))
+    assert not torch.allclose(untrained.double().view(4000, 3, 2).mean(0), mean, atol=0.08)
+
+
+def _tiny_config(**overrides) -> TrainerConfig:
+    base = dict(iterations=5, samples_per_refresh=16, grad_steps_per_refresh=3, batch_size=16, buffer_capacity=40,
+                initial_buffer_fill=32, sample_batch_size=16, sde_steps=8, lr=1e-3, adjoint_clip=10.0,
+                checkpoint_interval=1, seed=3)
+    base.update(overrides)
+    return TrainerConfig(**base)
+
+
+def _tiny_trainer(run_dir, init_seed=0, **overrides):
+    torch.manual_seed(init_seed)
+    controller = build_controller("egnn", {"hidden": 16, "num_layers": 1, "length_scale": 4.0})
+    return Trainer(SyntheticProblem.from_name("dw4"), controller, GeometricSchedule(0.01, 3.0), _tiny_config(**overrides),
+                   run_dir, progress=False)
+
+
+def _assert_same_state(a: Trainer, b: Trainer):
+    for (ka, va), (kb, vb) in zip(a.controller.state_dict().items(), b.controller.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    sa, sb = a.optimizer.state_dict()["state"], b.optimizer.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(sa[k][name], sb[k][name])
+    assert torch.equal(a.generator.get_state(), b.generator.get_state())
+    ba, bb = a.buffer.save_state(), b.buffer.save_state()
+    assert ba["keys"] == bb["keys"] and ba["energy"] == bb["energy"] and ba["rows"] == bb["rows"]
+    assert torch.equal(ba["x1"], bb["x1"]) and torch.equal(ba["adjoint"], bb["adjoint"])
+    ca, cb = dataclasses.asdict(a.counters), dataclasses.asdict(b.counters)
+    for volatile in ("train_seconds", "checkpoint_index", "metrics_bytes"):
+        ca.pop(volatile), cb.pop(volatile)
+    assert ca == cb
+
+
+def _metrics(run_dir):
+    lines = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    for rec in lines:
+        rec.pop("train_seconds", None)
+    return lines
+
+
+def test_stop_and_resume_equals_uninterrupted_run(tmp_path):
+    full = _tiny_trainer(tmp_path / "full")
+    full.run()
+    assert full.counters.iteration == 5 and full.counters.grad_steps == 15
+    assert full.counters.energy_evals == 32 + 5 * 16
+    assert len(full.buffer) == 40
+
+    first = _tiny_trainer(tmp_path / "split")
+    first.run(stop_after_iterations=2)
+    assert first.counters.iteration == 2
+    # a new process: fresh objects, different random init; everything must come from the checkpoint
+    second = _tiny_trainer(tmp_path / "split", init_seed=123)
+    second.run()
+    _assert_same_state(full, second)
+    assert _metrics(tmp_path / "full") == _metrics(tmp_path / "split")
+    # the model checkpoint rebuilds the controller without the config and matches
+    ckpt = load_model_checkpoint(tmp_path / "split" / "model.pt")
+    assert ckpt.problem["system"] == "dw4" and ckpt.counters["grad_steps"] == 15
+    rebuilt = ckpt.build_controller()
+    for k, v in rebuilt.state_dict().items():
+        assert torch.equal(v, full.controller.state_dict()[k])
+
+
+def test_resume_with_other_world_size_or_corrupt_state_is_refused(tmp_path):
+    t = _tiny_trainer(tmp_path)
+    t.run(stop_after_iterations=1)
+    latest = tmp_path / "train_state" / "latest.json"
+    latest.write_text(json.dumps({"tag": json.loads(latest.read_text())["tag"], "world_size": 2}))
+    with pytest.raises(CheckpointError, match="2 processes"):
+        _tiny_trainer(tmp_path).run()
+    latest.write_text("{not json")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        _tiny_trainer(tmp_path).run()
+
+
+def test_model_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_model_checkpoint(tmp_path / "junk.pt")
+    torch.save({"format_version": 1}, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match="lacks fields"):
+        load_model_checkpoint(tmp_path / "partial.pt")
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'bogus'"):
+        job_config_from_dict({"trainer": {"bogus": 1}})
+    with pytest.raises(ConfigError, match="config.trainer.iterations: expected an integer"):
+        job_config_from_dict({"trainer": {"iterations": "many"}})
+    with pytest.raises(ConfigError, match="unknown kind 'nope'"):
+        build_problem({"kind": "nope"})
+    with pytest.raises(ConfigError, match="unknown key 'atoms'"):
+        build_problem({"kind": "synthetic", "system": "dw4", "atoms": 3})
+    with pytest.raises(ConfigError, match="unknown synthetic system 'lj7'"):
+        build_problem({"kind": "synthetic", "system": "lj7"})
+    with pytest.raises(ConfigError, match="unknown controller"):
+        run_training_job(job_config_from_dict({"controller": {"name": "mlp"}}), tmp_path / "r")
+    cfg = load_job_config(REPO / "configs" / "dw4.yaml")
+    assert cfg.problem == {"kind": "synthetic", "system": "dw4"} and cfg.trainer.iterations > 0
+
+
+def _cli_config(tmp_path) -> Path:
+    cfg = {
+        "problem": {"kind": "synthetic", "system": "dw4"},
+        "controller": {"name": "egnn", "hparams": {"hidden": 16, "num_layers": 1, "length_scale": 4.0}},
+        "schedule": {"kind": "geometric", "sigma_min": 0.01, "sigma_max": 3.0},
+        "trainer": dataclasses.asdict(_tiny_config(iterations=12, grad_steps_per_refresh=20, batch_size=64)),
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _train_cmd(config, run_dir):
+    return [sys.executable, "-m", "adjoint_sampling.cli", "train", str(config), "--run-dir", str(run_dir), "--no-progress"]
+
+
+def _wait_for_tag(run_dir: Path, min_tag: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    latest = run_dir / "train_state" / "latest.json"
+    end = time.time() + timeout
+    while time.time() < end:
+        if latest.exists():
+            try:
+                if int(json.loads(latest.read_text())["tag"]) >= min_tag:
+                    return
+            except (ValueError, KeyError):
+                pass
+        assert proc.poll() is None, "training finished before it could be killed"
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+def _final_shared(run_dir: Path) -> dict:
+    tag = json.loads((run_dir / "train_state" / "latest.json").read_text())["tag"]
+    return torch.load(run_dir / "train_state" / tag / "shared.pt", weights_only=False)
+
+
+def assert_same_final_state(a: Path, b: Path, world_size: int = 1) -> None:
+    sa, sb = _final_shared(a), _final_shared(b)
+    for k in sa["controller"]:
+        assert torch.equal(sa["controller"][k], sb["controller"][k]), k
+    for k in ("iteration", "grad_steps", "energy_evals", "failed_evals"):
+        assert sa["counters"][k] == sb["counters"][k]
+    for r in range(world_size):
+        ra = torch.load(a / "train_state" / json.loads((a / "train_state/latest.json").read_text())["tag"] / f"rank{r}.pt",
+                        weights_only=False)
+        rb = torch.load(b / "train_state" / json.loads((b / "train_state/latest.json").read_text())["tag"] / f"rank{r}.pt",
+                        weights_only=False)
+        assert torch.equal(ra["generator"], rb["generator"])
+        assert ra["buffer"]["energy"] == rb["buffer"]["energy"]
+    assert _metrics(a) == _metrics(b)
+
+
+def test_sigkill_and_rerun_same_command_matches_uninterrupted(tmp_path):
+    config = _cli_config(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = subprocess.run(_train_cmd(config, tmp_path / "ref"), env=env, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    assert "gradient steps per energy evaluation" in ref.stdout
+
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(config, run_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_tag(run_dir, 4, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((run_dir / "train_state/latest.json").read_text())["tag"] < "00000014"  # really interrupted
+    again = subprocess.run(_train_cmd(config, run_dir), env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert_same_final_state(tmp_path / "ref", run_dir)
