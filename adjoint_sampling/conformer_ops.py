@@ -118,29 +118,33 @@ def _det4(k: list[list[torch.Tensor]]) -> torch.Tensor:
 
 
 def _largest_key_eigenvalue(m: torch.Tensor, upper_bound: torch.Tensor) -> torch.Tensor:
-    """Largest eigenvalue of Horn's key matrix of correlation matrices ``m`` ``(..., 3, 3)``.
+    """Largest eigenvalue of Horn's key matrix for correlation matrices ``m`` ``(3, 3, M)``.
 
-    ``upper_bound`` ``(...)`` is ``(|x|^2 + |y|^2) / 2``, the Newton start (Theobald 2005, QCP).
+    ``m[a, b]`` is ``sum_i x_ia y_ib`` (contiguous per component); ``upper_bound`` ``(M,)`` is
+    ``(|x|^2 + |y|^2) / 2``, the start of Theobald's Newton iteration (QCP, 2005).
     """
-    sxx, sxy, sxz = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
-    syx, syy, syz = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
-    szx, szy, szz = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    sxx, sxy, sxz = m[0, 0], m[0, 1], m[0, 2]
+    syx, syy, syz = m[1, 0], m[1, 1], m[1, 2]
+    szx, szy, szz = m[2, 0], m[2, 1], m[2, 2]
     key = [
         [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
         [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
         [szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy],
         [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
     ]
-    c2 = -2.0 * (m * m).sum(dim=(-2, -1))
-    c1 = -8.0 * torch.linalg.det(m)
+    c2 = -2.0 * (m * m).sum(dim=(0, 1))
+    det_m = sxx * (syy * szz - syz * szy) - sxy * (syx * szz - syz * szx) + sxz * (syx * szy - syy * szx)
+    c1 = -8.0 * det_m
     c0 = _det4(key)
+    del key
     lam = upper_bound.clone()
     for _ in range(_QCP_MAX_ITERATIONS):
         lam2 = lam * lam
         poly = (lam2 + c2) * lam2 + c1 * lam + c0
         slope = 4.0 * lam2 * lam + 2.0 * c2 * lam + c1
-        step = torch.where(slope.abs() > 0, poly / slope, torch.zeros_like(poly))
-        lam = lam - step
+        step = poly / slope
+        step = torch.nan_to_num_(step, nan=0.0, posinf=0.0, neginf=0.0)
+        lam -= step
         if bool((step.abs() <= _QCP_TOLERANCE * lam.abs().clamp_min(1.0)).all()):
             break
     return lam
@@ -190,10 +194,12 @@ def symmetric_rmsd_matrix(
         k = block.shape[0]
         permuted = block[:, perms]  # (k, P, H, 3)
         rows = permuted.transpose(2, 3).reshape(k * num_perms * 3, num_atoms)
-        corr = (rows @ ref_matrix).reshape(k, num_perms, 3, num_ref, 3).permute(0, 1, 3, 2, 4)
+        # (3, 3, k * P * L): one contiguous array per correlation component.
+        corr = (rows @ ref_matrix).reshape(k, num_perms, 3, num_ref, 3).permute(2, 4, 0, 1, 3).reshape(3, 3, -1)
         bound = 0.5 * (probe_sq[start : start + k, None, None] + ref_sq[None, None, :])
-        lam = _largest_key_eigenvalue(corr, bound.expand(k, num_perms, num_ref))
-        msd = (2.0 * (bound - lam) / num_atoms).clamp_min(0.0)
+        bound = bound.expand(k, num_perms, num_ref).reshape(-1)
+        lam = _largest_key_eigenvalue(corr, bound)
+        msd = (2.0 * (bound - lam) / num_atoms).clamp_min(0.0).reshape(k, num_perms, num_ref)
         out[start : start + k] = msd.min(dim=1).values.sqrt()
     return out.numpy()
 

@@ -89,3 +89,12 @@ def test_bad_requests() -> None:
     with pytest.raises(InvalidMoleculeError) as info:
         generator.generate(GenerationRequest("CCO", num_conformers=2, charge=1))
     assert info.value.reason == "charge_mismatch"
+
+
+def test_xtb_relaxation_reports_xtb_energies() -> None:
+    result = EtkdgGenerator().generate(GenerationRequest("CO", num_conformers=1, seed=0, relax="xtb"))
+    assert result.energy_model == "xtb" and len(result.conformers) == 1
+    energy = result.conformers[0].energy
+    system = atomic_system(parse_smiles("CO"))
+    expected = build_energy("xtb", num_workers=1).energy(system, torch.as_tensor(result.conformers[0].positions[None]))
+    assert energy == pytest.approx(float(expected[0]), abs=1e-4)

@@ -30,7 +30,7 @@ from adjoint_sampling.conformers import ConformerGenerator, ConformerSet, Genera
 from adjoint_sampling.errors import ConfigError, EnergyCalculationError, InvalidMoleculeError
 from benchmarks.conformers.methods import MethodOptions, MethodSpec, build_generator
 from benchmarks.conformers.metrics import THRESHOLDS, coverage_metrics
-from benchmarks.conformers.records import append_records, read_records, record_key
+from benchmarks.conformers.records import append_records, read_records, record_key, write_records
 from benchmarks.conformers.references import (
     MAX_REFERENCES,
     MissingReferenceError,
@@ -288,6 +288,8 @@ def run_benchmark(config: BenchmarkConfig) -> RunOutcome:
     molecules, skipped = plan_molecules(config)
     outcome = RunOutcome(records_path=config.records_path, skipped_molecules=skipped)
     existing = read_records(config.records_path)
+    if config.records_path.exists() and not config.records_path.read_bytes().endswith(b"\n"):
+        write_records(config.records_path, existing)  # drop a torn last line before appending
     done = {record_key(r) for r in existing if r.get("status") in ("ok", "failed")}
     known_skips = {(r["mol_id"], r.get("reason")) for r in existing if r.get("status") == "skipped"}
     new_skips = [s for s in skipped if (s["mol_id"], s["reason"]) not in known_skips]
