@@ -1,0 +1,94 @@
+"""Molecular training jobs: a run stopped (or killed) and started again continues where it was,
+in one process and under torchrun with 2 processes (gloo on CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from molecular_helpers import tiny_job
+
+from adjoint_sampling.config import job_config_from_dict
+from adjoint_sampling.jobs import run_training_job
+from adjoint_sampling.sampler import Sampler
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _iterations(run_dir: Path) -> list[int]:
+    text = (run_dir / "metrics.jsonl").read_text()
+    assert "\x00" not in text, "metrics.jsonl was extended with NUL bytes on resume (metrics_bytes summed over ranks)"
+    lines = text.splitlines()
+    return [rec["iteration"] for rec in map(json.loads, lines) if "iteration" in rec]
+
+
+@pytest.mark.parametrize("mode", ["torsional", "cartesian"])
+def test_stopped_run_resumes_and_finishes(tmp_path, mode):
+    cfg = job_config_from_dict(tiny_job(mode, iterations=3))
+    first = run_training_job(cfg, tmp_path, stop_after_iterations=1, progress=False)
+    assert first.iteration == 1
+    done = run_training_job(cfg, tmp_path, progress=False)
+    assert done.iteration == 3
+    assert _iterations(tmp_path) == [1, 2, 3]
+    # initial fill + 3 refreshes, one energy call per sample
+    assert done.energy_evals == cfg.trainer.initial_buffer_fill + 3 * cfg.trainer.samples_per_refresh
+    assert done.grad_steps == cfg.trainer.warm_start_steps + 3 * cfg.trainer.grad_steps_per_refresh
+    sampler = Sampler.from_checkpoint(tmp_path / "model.pt")
+    assert sampler.mode == mode and sampler.checkpoint.counters["iteration"] == 3
+
+
+def _torchrun(config: Path, run_dir: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "adjoint_sampling.cli", "train", str(config), "--run-dir", str(run_dir), "--no-progress"]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_killed_and_resumed(tmp_path):
+    iterations = 30
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_job("torsional", iterations=iterations)))
+    run_dir = tmp_path / "run"
+    proc = _torchrun(config, run_dir, tmp_path / "first.log")
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (run_dir / "metrics.jsonl").exists() and _iterations(run_dir) and (run_dir / "train_state" / "latest.json").exists():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole torchrun process group, no clean shutdown
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    killed_at = len(_iterations(run_dir))
+    assert 0 < killed_at < iterations
+    latest = json.loads((run_dir / "train_state" / "latest.json").read_text())
+    assert latest["world_size"] == 2
+    assert sorted(p.name for p in (run_dir / "train_state" / latest["tag"]).iterdir()) == ["rank0.pt", "rank1.pt", "shared.pt"]
+
+    proc = _torchrun(config, run_dir, tmp_path / "second.log")
+    try:
+        rc = proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    log = (tmp_path / "second.log").read_text()
+    assert rc == 0, log[-3000:]
+    assert "resumed from" in log
+    assert _iterations(run_dir) == list(range(1, iterations + 1))  # no iteration lost or repeated
+    counters = Sampler.from_checkpoint(run_dir / "model.pt").checkpoint.counters
+    trainer = tiny_job("torsional")["trainer"]
+    assert counters["iteration"] == iterations
+    assert counters["energy_evals"] == 2 * (trainer["initial_buffer_fill"] + iterations * trainer["samples_per_refresh"])
