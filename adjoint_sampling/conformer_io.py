@@ -97,8 +97,7 @@ def conformers_to_json(cs: ConformerSet) -> dict[str, Any]:
         "multiplicity": int(sum(a.GetNumRadicalElectrons() for a in mol.GetAtoms())) + 1,
         "elements": [atom.GetSymbol() for atom in mol.GetAtoms()],
         "bonds": [
-            [bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), float(bond.GetBondTypeAsDouble())]
-            for bond in mol.GetBonds()
+            [bond.GetBeginAtomIdx(), bond.GetEndAtomIdx(), float(bond.GetBondTypeAsDouble())] for bond in mol.GetBonds()
         ],
         "model": {"name": cs.model_name, "version": cs.model_version},
         "energy_model": cs.energy_model,

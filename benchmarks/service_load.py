@@ -66,8 +66,7 @@ async def run_load(
         while next_index < requests and time.monotonic() < deadline:
             index = next_index
             next_index += 1
-            body = {"smiles": SMILES[index % len(SMILES)], "n_conformers": n_conformers, "relax": relax,
-                    "seed": index}
+            body = {"smiles": SMILES[index % len(SMILES)], "n_conformers": n_conformers, "relax": relax, "seed": index}
             start = time.perf_counter()
             try:
                 response = await client.post("/v1/conformers", json=body)

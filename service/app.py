@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import FastAPI, Response
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from adjoint_sampling import __version__
@@ -126,16 +126,25 @@ def create_app(settings: ServiceSettings | None = None, generator: ConformerGene
 
     def require_ready() -> ConformerGenerator:
         if not state.ready.is_set() or state.generator is None:
-            raise ApiError(503, None, "not_ready", "the model is still warming up",
-                           headers={"Retry-After": str(settings.retry_after_s)})
+            raise ApiError(
+                503,
+                None,
+                "not_ready",
+                "the model is still warming up",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            )
         return state.generator
 
     async def compute(fn: Callable[[], T], on_timeout: Callable[[], T] | None = None) -> T:
         """Run ``fn`` in a worker thread under the concurrency and time limits."""
         if not state.limiter.try_acquire():
-            raise ApiError(503, None, "overloaded",
-                           f"{settings.max_concurrency} request(s) are computing; retry later or submit a job",
-                           headers={"Retry-After": str(settings.retry_after_s)})
+            raise ApiError(
+                503,
+                None,
+                "overloaded",
+                f"{settings.max_concurrency} request(s) are computing; retry later or submit a job",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            )
         metrics.inflight.inc()
 
         def release(_: object) -> None:
@@ -153,9 +162,13 @@ def create_app(settings: ServiceSettings | None = None, generator: ConformerGene
         except TimeoutError:
             if on_timeout is not None:
                 return on_timeout()
-            raise ApiError(504, None, "timeout",
-                           f"the request took longer than {settings.request_timeout_s:g} s; "
-                           "submit long requests as a job (POST /v1/jobs)") from None
+            raise ApiError(
+                504,
+                None,
+                "timeout",
+                f"the request took longer than {settings.request_timeout_s:g} s; "
+                "submit long requests as a job (POST /v1/jobs)",
+            ) from None
 
     @app.post("/v1/conformers", response_model=ConformerResult, responses=_ERRORS, tags=["conformers"])
     async def post_conformers(body: ConformerRequest) -> dict[str, Any]:
@@ -195,8 +208,9 @@ def create_app(settings: ServiceSettings | None = None, generator: ConformerGene
         def partial() -> list[dict[str, Any]]:
             stop.set()
             done = list(outcomes)
-            timeout = ApiError(504, None, "timeout",
-                               f"not reached within the request time limit of {settings.request_timeout_s:g} s")
+            timeout = ApiError(
+                504, None, "timeout", f"not reached within the request time limit of {settings.request_timeout_s:g} s"
+            )
             for index in range(len(done), len(body.molecules)):
                 error = ApiError(504, f"molecules.{index}", timeout.reason, timeout.message)
                 done.append(failed_outcome(index, body.molecules[index], error))
@@ -214,8 +228,13 @@ def create_app(settings: ServiceSettings | None = None, generator: ConformerGene
         _check_count(len(body.molecules), settings.max_job_molecules, "max_job_molecules")
         assert state.store is not None and state.runner is not None
         if state.store.count("queued") >= settings.max_queued_jobs:
-            raise ApiError(503, None, "queue_full", f"{settings.max_queued_jobs} jobs are queued; retry later",
-                           headers={"Retry-After": str(settings.retry_after_s)})
+            raise ApiError(
+                503,
+                None,
+                "queue_full",
+                f"{settings.max_queued_jobs} jobs are queued; retry later",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            )
         job_id = state.store.create(body.model_dump(mode="json"), len(body.molecules))
         metrics.jobs.labels("queued").inc()
         metrics.jobs_queued.set(state.store.count("queued"))
@@ -320,18 +339,21 @@ class _AsgiWrapper:
 
 def _check_count(count: int, limit: int, setting: str) -> None:
     if count > limit:
-        raise ApiError(422, "molecules", "too_many_molecules",
-                       f"molecules: {count} molecules; the limit is {limit} ({setting})")
+        raise ApiError(
+            422, "molecules", "too_many_molecules", f"molecules: {count} molecules; the limit is {limit} ({setting})"
+        )
 
 
-def _safe_process(generator: ConformerGenerator, index: int, molecule: Any, options: Any,
-                  settings: ServiceSettings) -> dict[str, Any]:
+def _safe_process(
+    generator: ConformerGenerator, index: int, molecule: Any, options: Any, settings: ServiceSettings
+) -> dict[str, Any]:
     try:
         return process_molecule(generator, index, molecule, options, settings)
     except Exception as exc:  # a generator bug fails this molecule only
         log.error("molecule %d (%r): unexpected %s", index, molecule.smiles, type(exc).__name__, exc_info=exc)
-        return failed_outcome(index, molecule, ApiError(500, f"molecules.{index}", "internal_error",
-                                                        "internal error (logged)"))
+        return failed_outcome(
+            index, molecule, ApiError(500, f"molecules.{index}", "internal_error", "internal error (logged)")
+        )
 
 
 def _count_outcome(metrics: ServiceMetrics, outcome: dict[str, Any]) -> None:
@@ -345,7 +367,12 @@ def _count_outcome(metrics: ServiceMetrics, outcome: dict[str, Any]) -> None:
 def _job_info(job: JobRecord) -> dict[str, Any]:
     error = None
     if job.status == "failed":
-        error = {"status": 500, "field": None, "reason": job.error_reason or "failed", "message": job.error_message or ""}
+        error = {
+            "status": 500,
+            "field": None,
+            "reason": job.error_reason or "failed",
+            "message": job.error_message or "",
+        }
     return {
         "id": job.id,
         "status": job.status,

@@ -61,7 +61,8 @@ def error_payload(status: int, field: str | None, reason: str, message: str) -> 
 
 def error_response(error: ApiError) -> JSONResponse:
     return JSONResponse(
-        error_payload(error.status, error.field, error.reason, error.message), status_code=error.status,
+        error_payload(error.status, error.field, error.reason, error.message),
+        status_code=error.status,
         headers=error.headers,
     )
 

@@ -26,7 +26,9 @@ def validate_options(options: GenerationOptions, settings: ServiceSettings) -> N
     """Refuse options over the service limits (422 naming the field)."""
     if options.n_conformers > settings.max_conformers:
         raise ApiError(
-            422, "n_conformers", "above_cap",
+            422,
+            "n_conformers",
+            "above_cap",
             f"n_conformers: {options.n_conformers} is above the cap of {settings.max_conformers}",
         )
 
@@ -41,7 +43,9 @@ def validate_molecule(molecule: MoleculeInput, settings: ServiceSettings, field_
     smiles_field = f"{field_prefix}smiles"
     if len(molecule.smiles) > settings.max_smiles_length:
         raise ApiError(
-            422, smiles_field, "too_long",
+            422,
+            smiles_field,
+            "too_long",
             f"{smiles_field}: {len(molecule.smiles)} characters; the limit is {settings.max_smiles_length}",
         )
     try:

@@ -80,7 +80,9 @@ class JobRunner:
                 raise
             except Exception as exc:  # a bug must not kill the worker: fail this job, keep serving
                 log.exception("job %s crashed", job.id)
-                self.store.fail(job.id, "internal_error", f"internal error while running the job ({type(exc).__name__})")
+                self.store.fail(
+                    job.id, "internal_error", f"internal error while running the job ({type(exc).__name__})"
+                )
 
     async def _run(self, job: JobRecord) -> None:
         log.info("job %s: started (attempt %d, %d molecules)", job.id, job.attempts, job.molecules_total)
@@ -88,7 +90,9 @@ class JobRunner:
         try:
             request = BatchRequest.model_validate(job.request)
         except ValidationError as exc:
-            self.store.fail(job.id, "invalid_request", f"stored request no longer validates: {exc.error_count()} error(s)")
+            self.store.fail(
+                job.id, "invalid_request", f"stored request no longer validates: {exc.error_count()} error(s)"
+            )
             return
         options = request
         outcomes: list[dict[str, Any]] = []
@@ -101,9 +105,14 @@ class JobRunner:
                 outcome = await wait_with_timeout(future, self.settings.job_molecule_timeout_s)
             except TimeoutError:
                 outcome = failed_outcome(
-                    index, molecule,
-                    ApiError(504, f"molecules.{index}", "timeout",
-                             f"molecule took longer than {self.settings.job_molecule_timeout_s:g} s"),
+                    index,
+                    molecule,
+                    ApiError(
+                        504,
+                        f"molecules.{index}",
+                        "timeout",
+                        f"molecule took longer than {self.settings.job_molecule_timeout_s:g} s",
+                    ),
                 )
             except Exception as exc:
                 log.error("job %s molecule %d: unexpected %s", job.id, index, type(exc).__name__, exc_info=exc)

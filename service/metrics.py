@@ -33,8 +33,11 @@ class ServiceMetrics:
         r = self.registry
         self.requests = Counter("as_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
         self.latency = Histogram(
-            "as_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "as_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.molecules = Counter("as_molecules", "molecules processed", ["status"], registry=r)
         self.conformers = Counter("as_conformers", "conformers returned", registry=r)
@@ -51,7 +54,9 @@ class ServiceMetrics:
     def middleware(self, app: ASGIApp) -> ASGIApp:
         """Wrap an ASGI app to count requests and time them by route template."""
 
-        async def wrapped(scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+        async def wrapped(
+            scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+        ) -> None:
             if scope["type"] != "http":
                 await app(scope, receive, send)
                 return

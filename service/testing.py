@@ -83,9 +83,21 @@ def start_server(
     log_path = workdir / f"server-{port}.log"
     with log_path.open("ab") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "adjoint_sampling.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "adjoint_sampling.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     server = ServerProcess(base_url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     deadline = time.monotonic() + ready_timeout_s

@@ -20,7 +20,9 @@ def _conformer_set(smiles: str = "C[C@H](N)C(=O)[O-]", n: int = 3) -> ConformerS
     ids = AllChem.EmbedMultipleConfs(embedded, numConfs=n, randomSeed=7)
     assert len(ids) == n
     conformers = [
-        Conformer(positions=embedded.GetConformer(cid).GetPositions(), energy=(-10.5 + i if i != 1 else None), index=2 * i)
+        Conformer(
+            positions=embedded.GetConformer(cid).GetPositions(), energy=(-10.5 + i if i != 1 else None), index=2 * i
+        )
         for i, cid in enumerate(ids)
     ]
     return ConformerSet(

@@ -146,10 +146,21 @@ BAD_INPUTS = [
     ("n_string", {"smiles": "CCO", "n_conformers": "5"}, "n_conformers", "int_type", "valid integer"),
     ("n_float", {"smiles": "CCO", "n_conformers": 2.5}, "n_conformers", "int_type", "valid integer"),
     ("n_bool", {"smiles": "CCO", "n_conformers": True}, "n_conformers", "int_type", "valid integer"),
-    ("n_zero", {"smiles": "CCO", "n_conformers": 0}, "n_conformers", "greater_than_equal", "greater than or equal to 1"),
+    (
+        "n_zero",
+        {"smiles": "CCO", "n_conformers": 0},
+        "n_conformers",
+        "greater_than_equal",
+        "greater than or equal to 1",
+    ),
     ("n_negative", {"smiles": "CCO", "n_conformers": -3}, "n_conformers", "greater_than_equal", "greater than"),
-    ("n_above_cap", {"smiles": "CCO", "n_conformers": MAX_CONFORMERS + 1}, "n_conformers", "above_cap",
-     f"cap of {MAX_CONFORMERS}"),
+    (
+        "n_above_cap",
+        {"smiles": "CCO", "n_conformers": MAX_CONFORMERS + 1},
+        "n_conformers",
+        "above_cap",
+        f"cap of {MAX_CONFORMERS}",
+    ),
     ("n_huge", {"smiles": "CCO", "n_conformers": 10**30}, "n_conformers", "above_cap", ""),
     ("seed_negative", {"smiles": "CCO", "seed": -1}, "seed", "greater_than_equal", ""),
     ("relax_unknown", {"smiles": "CCO", "relax": "uff"}, "relax", "literal_error", "'none', 'mmff' or 'xtb'"),
@@ -285,8 +296,10 @@ def test_docker_healthcheck_command(server):
     from service.testing import free_port
 
     port = server.base_url.rsplit(":", 1)[1]
-    run = lambda p: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "service.healthcheck"], env={**os.environ, "AS_PORT": str(p)}, timeout=30
-    ).returncode
+
+    def run(p: object) -> int:
+        env = {**os.environ, "AS_PORT": str(p)}
+        return subprocess.run([sys.executable, "-m", "service.healthcheck"], env=env, timeout=30).returncode
+
     assert run(port) == 0
     assert run(free_port()) == 1

@@ -122,10 +122,13 @@ def test_failed_job_reports_the_reason_over_http(tmp_path):
         proc.stop()
 
 
-@pytest.mark.parametrize("body,field,reason", [
-    ({"molecules": "CCO"}, "molecules", "list_type"),
-    ({"molecules": [{"smiles": "CCO"}], "n_conformers": 10**6}, "n_conformers", "above_cap"),
-])
+@pytest.mark.parametrize(
+    "body,field,reason",
+    [
+        ({"molecules": "CCO"}, "molecules", "list_type"),
+        ({"molecules": [{"smiles": "CCO"}], "n_conformers": 10**6}, "n_conformers", "above_cap"),
+    ],
+)
 def test_bad_job_requests_are_422(tmp_path_factory, body, field, reason):
     # validation happens before anything is stored: use an in-process app (no server needed)
     from fastapi.testclient import TestClient

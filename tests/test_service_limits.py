@@ -74,8 +74,11 @@ def test_full_server_answers_503_with_retry_after_and_slow_request_504(client):
 
 def test_batch_past_the_time_limit_returns_what_finished(client):
     _wait_inflight(client, 0)
-    body = {"molecules": [{"smiles": "CCO"}, {"smiles": HEAVY["smiles"]}, {"smiles": "CCN"}],
-            "n_conformers": 4, "relax": "xtb"}
+    body = {
+        "molecules": [{"smiles": "CCO"}, {"smiles": HEAVY["smiles"]}, {"smiles": "CCN"}],
+        "n_conformers": 4,
+        "relax": "xtb",
+    }
     start = time.monotonic()
     response = client.post("/v1/conformers/batch", json=body)
     assert time.monotonic() - start < TIME_LIMIT_S + 1.5
@@ -88,7 +91,9 @@ def test_batch_past_the_time_limit_returns_what_finished(client):
 
 
 def test_job_queue_limit_is_503(client):
-    first = client.post("/v1/jobs", json={"molecules": [{"smiles": HEAVY["smiles"]}], "n_conformers": 4, "relax": "xtb"})
+    first = client.post(
+        "/v1/jobs", json={"molecules": [{"smiles": HEAVY["smiles"]}], "n_conformers": 4, "relax": "xtb"}
+    )
     assert first.status_code == 202
     accepted = [first]
     # one worker: with the queue limit of 1 a third job cannot be queued while the first two wait or run

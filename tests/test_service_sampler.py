@@ -45,6 +45,7 @@ def test_trained_model_is_served(server):
         assert first.shape == (mols[0].GetNumAtoms(), 3)
         np.testing.assert_allclose(first, mols[0].GetConformer().GetPositions(), atol=1e-4)  # seeded
         batch = client.post(
-            "/v1/conformers/batch", json={"molecules": [{"smiles": TINY_SMILES[0]}, {"smiles": "C1CC"}], "n_conformers": 2}
+            "/v1/conformers/batch",
+            json={"molecules": [{"smiles": TINY_SMILES[0]}, {"smiles": "C1CC"}], "n_conformers": 2},
         ).json()
         assert [m["status"] for m in batch["molecules"]] == ["ok", "failed"]

@@ -17,8 +17,14 @@ def test_defaults_and_environment_parsing():
     assert defaults == ServiceSettings()
     assert (defaults.max_conformers, defaults.max_concurrency, defaults.request_timeout_s) == (100, 2, 60.0)
     settings = ServiceSettings.from_env(
-        {"AS_MAX_CONFORMERS": "7", "AS_REQUEST_TIMEOUT_S": "2.5", "AS_DB_PATH": "/tmp/x.db", "AS_MODEL": "etkdg",
-         "AS_PORT": " 9000 ", "AS_MAX_ATOMS": ""},
+        {
+            "AS_MAX_CONFORMERS": "7",
+            "AS_REQUEST_TIMEOUT_S": "2.5",
+            "AS_DB_PATH": "/tmp/x.db",
+            "AS_MODEL": "etkdg",
+            "AS_PORT": " 9000 ",
+            "AS_MAX_ATOMS": "",
+        },
         port=9100,
     )
     assert settings.max_conformers == 7 and settings.request_timeout_s == 2.5
