@@ -213,6 +213,7 @@ def relax(
     positions: torch.Tensor,
     method: str | EnergyModel = "mmff",
     max_steps: int = DEFAULT_MAX_STEPS,
+    fmax: float = DEFAULT_FMAX,
     **backend_kwargs: object,
 ) -> RelaxResult:
     """Relax conformers ``positions`` ``(B, N, 3)`` angstrom of ``system``.
@@ -222,14 +223,17 @@ def relax(
             backend built with ``backend_kwargs``, e.g. ``checkpoint_path=`` for fairchem), or an
             :class:`EnergyModel` instance.
         max_steps: optimiser iterations per conformer.
+        fmax: convergence threshold of the generic optimiser (largest atomic force,
+            kcal/mol/angstrom); RDKit's MMFF optimiser uses its own criteria.
 
     Raises:
         ConfigError: unknown method.
     """
     if isinstance(method, EnergyModel):
-        return relax_with_model(method, system, positions, max_steps=max_steps)
+        return relax_with_model(method, system, positions, max_steps=max_steps, fmax=fmax)
     if method == "mmff":
         return relax_mmff(system, positions, max_steps=max_steps, **backend_kwargs)  # type: ignore[arg-type]
     if method not in ENERGY_BACKENDS:
         raise ConfigError(f"unknown relaxation method {method!r}; choose one of {', '.join(ENERGY_BACKENDS)}")
-    return relax_with_model(build_energy(method, **backend_kwargs), system, positions, max_steps=max_steps)
+    model = build_energy(method, **backend_kwargs)
+    return relax_with_model(model, system, positions, max_steps=max_steps, fmax=fmax)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import pickle
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,6 +132,7 @@ class FairChemEnergy(EnergyModel):
                 f"fairchem task {task_name!r} must predict energy and forces, has {', '.join(by_property)}"
             )
         self._energy_key = by_property["energy"]
+        self._lock = threading.Lock()  # the predict unit is not safe to call from several threads
         self._forces_key = by_property["forces"]
 
     def _atomic_data(self, system: AtomicSystem, positions: np.ndarray):
@@ -154,13 +156,17 @@ class FairChemEnergy(EnergyModel):
         from fairchem.core.datasets.atomic_data import atomicdata_list_to_batch
 
         batch = atomicdata_list_to_batch([self._atomic_data(system, p) for p in positions])
-        output = self.predict_unit.predict(batch)
+        with self._lock:
+            output = self.predict_unit.predict(batch)
         energy = output[self._energy_key].detach().to("cpu", torch.float64).reshape(-1).numpy()
         forces = output[self._forces_key].detach().to("cpu", torch.float64).numpy()
         return energy, forces.reshape(positions.shape)
 
     def energy_and_forces(self, system: AtomicSystem, positions: torch.Tensor) -> EnergyResult:
-        """Energies ``(B,)`` kcal/mol and forces ``(B, N, 3)`` kcal/mol/angstrom of ``positions`` ``(B, N, 3)`` angstrom."""
+        """Energies ``(B,)`` kcal/mol and forces ``(B, N, 3)`` kcal/mol/angstrom.
+
+        ``positions`` is ``(B, N, 3)`` angstrom.
+        """
         pos = positions.detach().to("cpu", torch.float64).numpy()
         if pos.ndim != 3 or pos.shape[1:] != (system.num_atoms, 3):
             raise ValueError(f"positions must be (B, {system.num_atoms}, 3), got {tuple(pos.shape)}")
@@ -197,7 +203,11 @@ def _task_config(name: str, level: str, prop: str, dim: list[int], task_name: st
         "level": level,
         "property": prop,
         "out_spec": {"_target_": "fairchem.core.units.mlip_unit.mlip_unit.OutputSpec", "dim": dim, "dtype": "float32"},
-        "normalizer": {"_target_": "fairchem.core.modules.normalization.normalizer.Normalizer", "mean": 0.0, "rmsd": 1.0},
+        "normalizer": {
+            "_target_": "fairchem.core.modules.normalization.normalizer.Normalizer",
+            "mean": 0.0,
+            "rmsd": 1.0,
+        },
         "datasets": [task_name],
     }
 

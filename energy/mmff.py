@@ -1,13 +1,15 @@
 """RDKit MMFF94 energy backend (kcal/mol, kcal/mol/angstrom; the fast default).
 
 The force field of each molecule is built once and cached per ``AtomicSystem.key`` (a bounded
-LRU cache); every call then only evaluates energies and gradients in RDKit's C++ code.
+LRU cache); every call then only evaluates energies and gradients in RDKit's C++ code. Calls
+from several threads are serialised (the cached force fields are shared).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -63,6 +65,7 @@ class MMFFEnergy(EnergyModel):
     def __init__(self, cache_size: int = 512) -> None:
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[str, tuple[Chem.Mol, rdForceField.ForceField]] = OrderedDict()
+        self._lock = threading.Lock()  # cached force fields are shared; one evaluation at a time
 
     def _force_field(self, system: AtomicSystem) -> tuple[Chem.Mol, rdForceField.ForceField]:
         if not system.key:
@@ -82,6 +85,10 @@ class MMFFEnergy(EnergyModel):
         pos = positions.detach().to("cpu", torch.float64).numpy()
         if pos.ndim != 3 or pos.shape[1:] != (system.num_atoms, 3):
             raise ValueError(f"positions must be (B, {system.num_atoms}, 3), got {tuple(pos.shape)}")
+        with self._lock:
+            return self._evaluate(system, pos)
+
+    def _evaluate(self, system: AtomicSystem, pos: np.ndarray) -> EnergyResult:
         _, force_field = self._force_field(system)
         batch = pos.shape[0]
         energy = np.full(batch, np.nan)

@@ -13,6 +13,7 @@ penalty has the input's connectivity, and relaxed molecules have zero penalty.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import torch
@@ -87,13 +88,15 @@ class BondStructurePenalty(EnergyModel):
         self.one_three_factor = float(one_three_factor)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def limits(self, system: AtomicSystem) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(bonded, upper, lower)``, each ``(N, N)``, for ``system`` (see :func:`bond_structure_penalty`)."""
-        cached = self._cache.get(system.key) if system.key else None
-        if cached is not None:
-            self._cache.move_to_end(system.key)
-            return cached
+        with self._lock:
+            cached = self._cache.get(system.key) if system.key else None
+            if cached is not None:
+                self._cache.move_to_end(system.key)
+                return cached
         n = system.num_atoms
         if self.bonds is not None:
             bonds = self.bonds
@@ -113,9 +116,10 @@ class BondStructurePenalty(EnergyModel):
         lower_factor[one_three] = self.one_three_factor
         entry = (bonded, self.bond_factor * radius_sum, lower_factor * radius_sum)
         if system.key:
-            self._cache[system.key] = entry
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            with self._lock:
+                self._cache[system.key] = entry
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
         return entry
 
     def energy_and_forces(self, system: AtomicSystem, positions: torch.Tensor) -> EnergyResult:
@@ -150,7 +154,8 @@ class PenalizedEnergy(EnergyModel):
         extra = self.penalty.energy_and_forces(system, positions)
         ok = base.ok & extra.ok
         energy = torch.where(ok, base.energy + extra.energy.to(base.energy), torch.full_like(base.energy, float("nan")))
-        forces = torch.where(ok[:, None, None], base.forces + extra.forces.to(base.forces), torch.zeros_like(base.forces))
+        total_forces = base.forces + extra.forces.to(base.forces)
+        forces = torch.where(ok[:, None, None], total_forces, torch.zeros_like(base.forces))
         return EnergyResult(energy=energy, forces=forces, ok=ok, failure_reasons=_merged_reasons(base, extra))
 
 

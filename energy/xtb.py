@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -61,6 +62,7 @@ class XTBEnergy(EnergyModel):
         self.accuracy = float(accuracy)
         self.electronic_temperature_k = float(electronic_temperature_k)
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def _single_point(self, numbers: np.ndarray, positions_bohr: np.ndarray, charge: int, uhf: int):
         """Energy (hartree) and gradient (hartree/bohr) of one conformer, or the failure reason."""
@@ -85,7 +87,10 @@ class XTBEnergy(EnergyModel):
         return energy, gradient, None
 
     def energy_and_forces(self, system: AtomicSystem, positions: torch.Tensor) -> EnergyResult:
-        """Energies ``(B,)`` kcal/mol and forces ``(B, N, 3)`` kcal/mol/angstrom of ``positions`` ``(B, N, 3)`` angstrom."""
+        """Energies ``(B,)`` kcal/mol and forces ``(B, N, 3)`` kcal/mol/angstrom.
+
+        ``positions`` is ``(B, N, 3)`` angstrom.
+        """
         pos = positions.detach().to("cpu", torch.float64).numpy()
         if pos.ndim != 3 or pos.shape[1:] != (system.num_atoms, 3):
             raise ValueError(f"positions must be (B, {system.num_atoms}, 3), got {tuple(pos.shape)}")
@@ -93,9 +98,11 @@ class XTBEnergy(EnergyModel):
         positions_bohr = pos / BOHR_TO_ANGSTROM
         args = [(numbers, positions_bohr[b], system.charge, system.unpaired_electrons) for b in range(pos.shape[0])]
         if self.num_workers > 1 and len(args) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="xtb")
-            outputs = list(self._pool.map(lambda a: self._single_point(*a), args))
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=self.num_workers, thread_name_prefix="xtb")
+                pool = self._pool
+            outputs = list(pool.map(lambda a: self._single_point(*a), args))
         else:
             outputs = [self._single_point(*a) for a in args]
         batch = pos.shape[0]

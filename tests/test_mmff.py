@@ -74,3 +74,16 @@ def test_molecule_without_parameters_is_a_typed_error():
     parsed = parse_smiles("ClP(Cl)(Cl)(Cl)Cl")
     with pytest.raises(EnergyCalculationError, match="MMFF94"):
         MMFFEnergy().energy(atomic_system(parsed), torch.zeros(1, parsed.num_atoms, 3, dtype=torch.float64))
+
+
+def test_concurrent_calls_from_threads_give_the_serial_numbers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = MMFFEnergy(cache_size=2)  # small cache: entries are evicted while threads run
+    molecules = [parse_smiles(s) for s in ("CCO", "CC(=O)[O-]", "c1ccccc1O", "CCN")]
+    jobs = [(atomic_system(p), _jittered(p, batch=4, seed=i)) for i, p in enumerate(molecules)] * 5
+    serial = [MMFFEnergy().energy_and_forces(system, pos) for system, pos in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(lambda job: model.energy_and_forces(*job), jobs))
+    for a, b in zip(serial, threaded):
+        assert torch.equal(a.energy, b.energy) and torch.equal(a.forces, b.forces)

@@ -151,7 +151,7 @@ def _chirality_signs(ref: _StereoReference, pos: np.ndarray) -> np.ndarray:
 def check_conformers(mol: Chem.Mol, positions: torch.Tensor | np.ndarray) -> list[StructureCheck]:
     """Check ``positions`` ``(B, N, 3)`` angstrom (atom order of ``mol``) against ``mol``.
 
-    Vectorized over the batch; about 1 ms for 1000 conformers of 50 atoms.
+    Vectorized over the batch (numpy); see ``benchmarks/molecules_energy.py`` for its speed.
     """
     n = mol.GetNumAtoms()
     pos = _as_numpy(positions)

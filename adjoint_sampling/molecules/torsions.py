@@ -76,9 +76,8 @@ def _side(mol: Chem.Mol, start: int, blocked: int) -> set[int]:
 
 def _reference_neighbour(mol: Chem.Mol, atom_idx: int, exclude: int) -> int:
     """Lowest-index heavy neighbour of ``atom_idx`` other than ``exclude``."""
-    candidates = [
-        n.GetIdx() for n in mol.GetAtomWithIdx(atom_idx).GetNeighbors() if n.GetIdx() != exclude and n.GetAtomicNum() > 1
-    ]
+    neighbours = mol.GetAtomWithIdx(atom_idx).GetNeighbors()
+    candidates = [n.GetIdx() for n in neighbours if n.GetIdx() != exclude and n.GetAtomicNum() > 1]
     return min(candidates)
 
 
