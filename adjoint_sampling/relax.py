@@ -60,26 +60,35 @@ def _check_positions(system: AtomicSystem, positions: torch.Tensor) -> torch.Ten
 def relax_mmff(
     system: AtomicSystem, positions: torch.Tensor, max_steps: int = DEFAULT_MAX_STEPS, num_threads: int | None = None
 ) -> RelaxResult:
-    """Relax ``positions`` ``(B, N, 3)`` with RDKit's MMFF94 optimiser (needs ``system.rdkit_mol``)."""
+    """Relax ``positions`` ``(B, N, 3)`` with RDKit's MMFF94 optimiser (needs ``system.rdkit_mol``).
+
+    Conformers with non-finite coordinates are not optimised; they come back with ``ok=False``.
+    """
     pos = _check_positions(system, positions)
     if system.rdkit_mol is None:
         raise EnergyCalculationError("MMFF94 relaxation needs the RDKit molecule (AtomicSystem.rdkit_mol is None)")
     mol = Chem.Mol(system.rdkit_mol)
     mol.RemoveAllConformers()
-    finite = torch.isfinite(pos).flatten(1).all(dim=1)
-    for b in range(pos.shape[0]):
-        conf = Chem.Conformer(mol.GetNumAtoms())
-        for i, xyz in enumerate(pos[b].numpy() if finite[b] else np.zeros((mol.GetNumAtoms(), 3))):
-            conf.SetAtomPosition(i, xyz.tolist())
-        mol.AddConformer(conf, assignId=True)
     if not AllChem.MMFFHasAllMoleculeParams(mol):
         raise EnergyCalculationError(f"MMFF94 has no parameters for {Chem.MolToSmiles(system.rdkit_mol)}")
-    results = AllChem.MMFFOptimizeMoleculeConfs(
-        mol, numThreads=num_threads or available_cores(), maxIters=int(max_steps), ignoreInterfragInteractions=False
-    )
-    not_converged = torch.tensor([r[0] for r in results], dtype=torch.long)
-    energy = torch.tensor([r[1] for r in results], dtype=torch.float64)
-    out = torch.from_numpy(np.stack([c.GetPositions() for c in mol.GetConformers()]))
+    batch = pos.shape[0]
+    finite = torch.isfinite(pos).flatten(1).all(dim=1)
+    todo = torch.nonzero(finite).flatten().tolist()
+    for b in todo:
+        conf = Chem.Conformer(mol.GetNumAtoms())
+        for i, xyz in enumerate(pos[b].tolist()):
+            conf.SetAtomPosition(i, xyz)
+        mol.AddConformer(conf, assignId=True)
+    not_converged = torch.full((batch,), -1, dtype=torch.long)
+    energy = torch.full((batch,), float("nan"), dtype=torch.float64)
+    out = pos.clone()
+    if todo:
+        results = AllChem.MMFFOptimizeMoleculeConfs(
+            mol, numThreads=num_threads or available_cores(), maxIters=int(max_steps), ignoreInterfragInteractions=False
+        )
+        not_converged[todo] = torch.tensor([r[0] for r in results], dtype=torch.long)
+        energy[todo] = torch.tensor([r[1] for r in results], dtype=torch.float64)
+        out[todo] = torch.from_numpy(np.stack([c.GetPositions() for c in mol.GetConformers()]))
     ok = finite & torch.isfinite(energy) & (not_converged >= 0)
     out = torch.where(ok[:, None, None], out, pos)
     energy = torch.where(ok, energy, torch.full_like(energy, float("nan")))

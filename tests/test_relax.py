@@ -86,3 +86,15 @@ def test_unknown_method_is_a_config_error():
     parsed = parse_smiles("CO")
     with pytest.raises(ConfigError, match="relaxation method"):
         relax(atomic_system(parsed), _starts(parsed, 1), "uff")
+
+
+def test_mmff_relaxation_skips_non_finite_conformers():
+    parsed = parse_smiles("CCO")
+    system = atomic_system(parsed)
+    start = _starts(parsed, 3)
+    start[1, 0, 0] = float("nan")
+    result = relax(system, start, "mmff")
+    assert result.ok.tolist() == [True, False, True]
+    assert torch.isnan(result.energy[1]) and torch.isfinite(result.energy[[0, 2]]).all()
+    assert torch.isnan(result.positions[1, 0, 0]) and torch.equal(result.positions[1, 1:], start[1, 1:])
+    assert check_conformers(parsed.mol, result.positions[[0, 2]])[0].ok
