@@ -104,11 +104,14 @@ class Sampler:
         return self.energy
 
     def prepare(self, request: GenerationRequest) -> MoleculeRecord:
-        """Parse and validate the request's molecule; its local structure uses ``request.seed``."""
-        desc = self.checkpoint.problem
+        """Parse and validate the request's molecule; its local structure uses ``request.seed``.
+
+        Molecules larger than the training ones are accepted (up to the parser's atom limit): the
+        controller is local, so it applies to any size, with less certain quality.
+        """
         return prepare_molecule(
-            request.smiles, seed=request.seed, max_atoms=desc.get("max_atoms"), charge=request.charge,
-            multiplicity=request.multiplicity, supported_elements=desc.get("elements"),
+            request.smiles, seed=request.seed, charge=request.charge, multiplicity=request.multiplicity,
+            supported_elements=self.checkpoint.problem.get("elements"),
         )
 
     def sample_positions(self, record: MoleculeRecord, num: int, seed: int) -> np.ndarray:
