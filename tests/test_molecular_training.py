@@ -44,12 +44,39 @@ def test_stopped_run_resumes_and_finishes(tmp_path, mode):
     assert sampler.mode == mode and sampler.checkpoint.counters["iteration"] == 3
 
 
+def _descendants(pid: int) -> list[int]:
+    """Process ids of all descendants of ``pid`` (torchrun starts its workers in new sessions)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun and every worker it started (as a crash or ``kill -9`` of the job would)."""
+    for pid in [proc.pid, *_descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=60)
+
+
 def _torchrun(config: Path, run_dir: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "adjoint_sampling.cli", "train", str(config), "--run-dir", str(run_dir), "--no-progress"]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
 @pytest.mark.slow
@@ -66,14 +93,11 @@ def test_torchrun_two_processes_killed_and_resumed(tmp_path):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole torchrun process group, no clean shutdown
-        proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _kill_tree(proc)  # no clean shutdown
     killed_at = len(_iterations(run_dir))
     assert 0 < killed_at < iterations
+    assert "done:" not in (tmp_path / "first.log").read_text()  # the workers died with torchrun
     latest = json.loads((run_dir / "train_state" / "latest.json").read_text())
     assert latest["world_size"] == 2
     assert sorted(p.name for p in (run_dir / "train_state" / latest["tag"]).iterdir()) == ["rank0.pt", "rank1.pt", "shared.pt"]
@@ -83,7 +107,7 @@ def test_torchrun_two_processes_killed_and_resumed(tmp_path):
         rc = proc.wait(timeout=600)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill_tree(proc)
     log = (tmp_path / "second.log").read_text()
     assert rc == 0, log[-3000:]
     assert "resumed from" in log
