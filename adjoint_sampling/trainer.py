@@ -184,9 +184,8 @@ class Trainer:
     def save_state(self) -> None:
         """Checkpoint atomically: rank shards, shared state (rank 0), then ``latest.json``."""
         self.counters.checkpoint_index += 1
-        if self.dist.is_main and self.metrics_path.exists():
-            self.counters.metrics_bytes = self.metrics_path.stat().st_size
-        self.counters.metrics_bytes = int(self.dist.sum([float(self.counters.metrics_bytes)])[0])
+        size = self.metrics_path.stat().st_size if self.dist.is_main and self.metrics_path.exists() else 0
+        self.counters.metrics_bytes = int(self.dist.sum([float(size)])[0])  # rank 0's value on every rank
         tag = f"{self.counters.checkpoint_index:08d}"
         tag_dir = self.state_dir / tag
         atomic_torch_save(

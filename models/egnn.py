@@ -62,11 +62,13 @@ def _mlp(inp: int, hidden: int, out: int, final_act: bool = False) -> nn.Sequent
 class EGNNLayer(nn.Module):
     """One message-passing layer: invariant features ``h`` (M, H), positions ``x`` (M, D)."""
 
-    def __init__(self, hidden: int, time_dim: int, edge_feature_dim: int) -> None:
+    def __init__(self, hidden: int, time_dim: int, edge_feature_dim: int, update_features: bool = True) -> None:
         super().__init__()
         self.edge_mlp = _mlp(2 * hidden + 1 + edge_feature_dim, hidden, hidden, final_act=True)
         self.coord_mlp = _mlp(hidden, hidden, 1)
-        self.node_mlp = _mlp(2 * hidden + time_dim, hidden, hidden)
+        # the last layer's feature update would not reach the output (and DDP needs every
+        # parameter to receive a gradient), so it has none
+        self.node_mlp = _mlp(2 * hidden + time_dim, hidden, hidden) if update_features else None
         nn.init.zeros_(self.coord_mlp[-1].weight)
         nn.init.zeros_(self.coord_mlp[-1].bias)
 
@@ -82,8 +84,9 @@ class EGNNLayer(nn.Module):
         # normalised direction keeps updates bounded for far-apart particles
         direction = rel / (d2.sqrt() + 1.0)
         dx = torch.zeros_like(x).index_add_(0, src, direction * self.coord_mlp(m)) * inv_deg * length_scale
-        agg = torch.zeros_like(h).index_add_(0, src, m) * inv_deg
-        h = h + self.node_mlp(torch.cat([h, agg, t_rows], dim=-1))
+        if self.node_mlp is not None:
+            agg = torch.zeros_like(h).index_add_(0, src, m) * inv_deg
+            h = h + self.node_mlp(torch.cat([h, agg, t_rows], dim=-1))
         return h, x + dx
 
 
@@ -123,7 +126,9 @@ class EGNNController(nn.Module):
         self.time = FourierTime(time_frequencies)
         time_dim = 2 * time_frequencies
         self.embed = _mlp(node_feature_dim + time_dim, hidden, hidden)
-        self.layers = nn.ModuleList(EGNNLayer(hidden, time_dim, edge_feature_dim) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            EGNNLayer(hidden, time_dim, edge_feature_dim, update_features=i < num_layers - 1) for i in range(num_layers)
+        )
 
     def forward(self, t: Tensor, x: Tensor, batch: SystemBatch) -> Tensor:
         """``t`` (B,), ``x`` (M, D) -> ``f`` (M, D)."""

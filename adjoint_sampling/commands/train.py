@@ -7,6 +7,7 @@ Multi-process: ``torchrun --nproc_per_node=2 -m adjoint_sampling.cli train CONFI
 from __future__ import annotations
 
 import argparse
+import os
 
 from adjoint_sampling.jobs import run_training_job
 
@@ -19,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     counters = run_training_job(args.config, args.run_dir, progress=not args.no_progress)
+    if os.environ.get("RANK", "0") != "0":
+        return 0
     print(
         f"trained {counters.iteration} iterations: {counters.grad_steps} gradient steps, "
         f"{counters.energy_evals} energy evaluations ({counters.failed_evals} failed), "

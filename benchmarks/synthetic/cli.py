@@ -1,15 +1,113 @@
-"""`adjoint-sampling bench synthetic` (not available yet)."""
+"""`adjoint-sampling bench synthetic --system dw4|lj13|lj55`: W2 of a trained sampler vs MCMC references.
+
+Reference samples (``benchmarks/synthetic/references/<system>.pt``) are made once by
+parallel-tempering MALA (:mod:`benchmarks.synthetic.mcmc`) and reused; ``--make-reference``
+regenerates them. Results are printed and written as JSON to ``--output``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import time
+from dataclasses import fields
+from pathlib import Path
 
-from adjoint_sampling.errors import AdjointSamplingError
+import torch
+
+from adjoint_sampling.atomic_io import atomic_torch_save, atomic_write_text
+from adjoint_sampling.checkpoint import load_model_checkpoint
+from adjoint_sampling.errors import ConfigError
+from benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
+from benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
+from benchmarks.synthetic.sampling import sample_checkpoint
+from energy.synthetic import SYNTHETIC_SYSTEMS, build_synthetic_energy
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+PAPER = {"dw4": (0.62, 0.55), "lj13": (1.67, 2.40), "lj55": (4.04, 30.83)}
+"""Adjoint Sampling paper (W2 on samples, W2 on energies)."""
+
+DEFAULT_MCMC = {
+    "dw4": MCMCSettings(num_chains=2000, num_steps=20_000, burn_in=10_000, num_temperatures=6, max_temperature=4.0,
+                        init_scale=2.0),
+    "lj13": MCMCSettings(num_chains=2000, num_steps=20_000, burn_in=10_000, num_temperatures=4, max_temperature=2.5,
+                         init_scale=0.8),
+    "lj55": MCMCSettings(num_chains=2000, num_steps=20_000, burn_in=10_000, num_temperatures=4, max_temperature=2.0,
+                         init_scale=1.2),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("args", nargs="*")
+    parser.add_argument("--system", choices=SYNTHETIC_SYSTEMS, required=True)
+    parser.add_argument("--model", type=Path, default=None, help="model checkpoint (default: models/<system>.pt here)")
+    parser.add_argument("--reference", type=Path, default=None, help="reference samples (default: references/<system>.pt)")
+    parser.add_argument("--make-reference", action="store_true", help="(re)generate the reference by MCMC")
+    parser.add_argument("--reference-only", action="store_true", help="only make/check the reference, no model")
+    parser.add_argument("--mcmc-seed", type=int, default=None, help="seed of a new reference run")
+    parser.add_argument("--mcmc-steps", type=int, default=None, help="steps of a new reference run (burn-in: half)")
+    parser.add_argument("--num-samples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed of the model")
+    parser.add_argument("--rounds", type=int, default=2, help="alignment/assignment rounds for n > 6 particles")
+    parser.add_argument("--output", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def _reference(args: argparse.Namespace) -> tuple[dict, Path]:
+    path = args.reference or HERE / "references" / f"{args.system}.pt"
+    if path.exists() and not args.make_reference:
+        return torch.load(path, weights_only=False), path
+    settings = DEFAULT_MCMC[args.system]
+    overrides = {}
+    if args.mcmc_seed is not None:
+        overrides["seed"] = args.mcmc_seed
+    if args.mcmc_steps is not None:
+        overrides.update(num_steps=args.mcmc_steps, burn_in=args.mcmc_steps // 2)
+    settings = MCMCSettings(**{f.name: overrides.get(f.name, getattr(settings, f.name)) for f in fields(MCMCSettings)})
+    log.info("making %s reference samples by PT-MALA: %s", args.system, settings)
+    t0 = time.perf_counter()
+    result = run_reference_mcmc(build_synthetic_energy(args.system), settings)
+    data = {"samples": result.samples.float(), "energies": result.energies, "summary": result.summary(),
+            "seconds": time.perf_counter() - t0, "energy": build_synthetic_energy(args.system).params()}
+    atomic_torch_save(data, path)
+    log.info("reference written to %s (%.0f s)", path, data["seconds"])
+    return data, path
 
 
 def run(args: argparse.Namespace) -> int:
-    raise AdjointSamplingError("'bench synthetic' is not available yet")
+    torch.set_num_threads(args.threads)
+    ref, ref_path = _reference(args)
+    ref_x, ref_e = ref["samples"].double(), ref["energies"].double()
+    print(f"reference {ref_path}: {ref_x.shape[0]} samples, mean energy {float(ref_e.mean()):.3f}, "
+          f"MALA acceptance {[round(a, 3) for a in ref['summary']['acceptance']]}")
+    if args.reference_only:
+        return 0
+    model_path = args.model or HERE / "models" / f"{args.system}.pt"
+    ckpt = load_model_checkpoint(model_path)
+    if ckpt.problem.get("system") != args.system:
+        raise ConfigError(f"{model_path} is a model of {ckpt.problem.get('system')!r}, not {args.system!r}")
+    n = min(args.num_samples, ref_x.shape[0])
+    t0 = time.perf_counter()
+    gen_x, gen_e = sample_checkpoint(ckpt, n, args.seed)
+    sample_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    w2 = wasserstein2_from_cost(aligned_sq_distances(gen_x, ref_x[:n], rounds=args.rounds))
+    e_w2 = energy_w2(gen_e, ref_e[:n])
+    counters = ckpt.counters
+    result = {
+        "system": args.system, "model": str(model_path), "reference": str(ref_path), "num_samples": n,
+        "seed": args.seed, "w2": w2, "energy_w2": e_w2, "paper_w2": PAPER[args.system][0],
+        "paper_energy_w2": PAPER[args.system][1], "gen_energy_mean": float(gen_e.mean()),
+        "ref_energy_mean": float(ref_e[:n].mean()), "sampling_seconds": sample_seconds,
+        "metric_seconds": time.perf_counter() - t0, "sde_steps": ckpt.sde_steps,
+        "train_counters": {k: counters.get(k) for k in ("iteration", "grad_steps", "energy_evals", "train_seconds")},
+        "grad_steps_per_energy_eval": counters.get("grad_steps", 0) / max(counters.get("energy_evals", 1), 1),
+    }
+    print(f"{args.system}: W2 {w2:.3f} (paper {PAPER[args.system][0]}), energy W2 {e_w2:.3f} "
+          f"(paper {PAPER[args.system][1]}); mean energy generated {result['gen_energy_mean']:.3f} vs reference "
+          f"{result['ref_energy_mean']:.3f}; {n} samples")
+    if args.output:
+        atomic_write_text(args.output, json.dumps(result, indent=2))
+    return 0
