@@ -174,3 +174,22 @@ def test_cli_errors_are_one_line(data_dir: Path, tmp_path: Path, capsys: pytest.
 def test_missing_data_dir_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "conformers", "run", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert "test list" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trained_sampler_plugs_in_from_a_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+    from molecular_helpers import tiny_job
+
+    from adjoint_sampling.config import job_config_from_dict
+    from adjoint_sampling.jobs import run_training_job
+
+    run_training_job(job_config_from_dict(tiny_job("torsional")), tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "model.pt"
+    assert _run(data_dir, tmp_path / "out", "--checkpoint", str(checkpoint), "--methods", "sampler,sampler+mmff", "--limit", "1") == 0
+    records = _by_key(read_records(tmp_path / "out" / "per_molecule.jsonl"))
+    assert set(records) == {("m_a", "sampler"), ("m_a", "sampler+mmff")}
+    for record in records.values():
+        assert record["status"] == "ok" and record["num_requested"] == 2 * NUM_REFERENCES
+        assert record["num_compared"] == record["num_valid"] <= record["num_generated"]
+        assert 0.0 <= record["cov_r"][-1] <= 1.0 and record["amr_r"] > 0
+    assert records[("m_a", "sampler+mmff")]["num_compared"] >= 1
