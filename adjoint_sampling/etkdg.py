@@ -83,12 +83,14 @@ class EtkdgGenerator:
 
         Raises:
             InvalidMoleculeError: bad SMILES (see :func:`parse_smiles`) or no conformer embeds.
-            ConfigError: unknown relax method or non-positive ``num_conformers``.
+            ConfigError: unknown relax method, non-positive ``num_conformers`` or negative ``prune_rms``.
         """
         if request.num_conformers < 1:
             raise ConfigError(f"num_conformers must be >= 1, got {request.num_conformers}")
         if request.relax not in RELAX_METHODS:
             raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {request.relax!r}")
+        if request.prune_rms is not None and not request.prune_rms >= 0:
+            raise ConfigError(f"prune_rms must be >= 0 angstrom, got {request.prune_rms}")
         parsed = parse_smiles(request.smiles, charge=request.charge, multiplicity=request.multiplicity)
         timings: dict[str, float] = {}
         start = time.perf_counter()
