@@ -1,0 +1,97 @@
+"""Synthetic benchmark: aligned distances, W2, MCMC references and the bench command."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from adjoint_sampling.checkpoint import load_model_checkpoint
+from adjoint_sampling.cli import main
+from benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
+from benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
+from benchmarks.synthetic.sampling import sample_checkpoint
+from energy.synthetic import DoubleWellEnergy
+from test_trainer import _tiny_trainer
+
+
+def _rot2(theta):
+    c, s = math.cos(theta), math.sin(theta)
+    return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+
+
+def test_aligned_distance_invariances_dw4_exact():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 4, 2, generator=gen, dtype=torch.float64)
+    reflect = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
+    b = (a @ _rot2(0.7) @ reflect)[:, [3, 1, 0, 2]] + torch.tensor([2.0, -1.0], dtype=torch.float64)
+    assert float(aligned_sq_distances(a, b).diag().max()) < 1e-20
+    # against brute force over a fine rotation grid (both chiralities) and all permutations
+    x, y = a[:1], torch.randn(1, 4, 2, generator=gen, dtype=torch.float64)
+    exact = float(aligned_sq_distances(x, y))
+    xc, yc = x[0] - x[0].mean(0), y[0] - y[0].mean(0)
+    import itertools
+    brute = min(
+        float((xc - yc[list(p)] @ _rot2(th) @ m).pow(2).sum())
+        for p in itertools.permutations(range(4))
+        for th in torch.linspace(0, 2 * math.pi, 721).tolist()
+        for m in (torch.eye(2, dtype=torch.float64), reflect)
+    )
+    assert exact <= brute + 1e-12 and brute - exact < 1e-3 * max(exact, 1.0)
+
+
+def test_aligned_distance_lj_heuristic_recovers_symmetric_copies():
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(4, 13, 3, generator=gen, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
+    b = (a @ q)[:, torch.randperm(13, generator=gen)] + 0.5
+    d = aligned_sq_distances(a, b)
+    assert float(d.diag().max()) < 1e-16
+    assert float(d.fill_diagonal_(float("inf")).min()) > 1.0  # distinct random clusters stay apart
+
+
+def test_w2_numbers():
+    cost = torch.tensor([[4.0, 0.0, 9.0], [0.0, 4.0, 9.0], [9.0, 9.0, 1.0]])
+    assert wasserstein2_from_cost(cost) == pytest.approx(math.sqrt(1.0 / 3.0))
+    e = torch.randn(100, dtype=torch.float64)
+    assert energy_w2(e, e[torch.randperm(100)] + 2.0) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="equally sized"):
+        wasserstein2_from_cost(torch.zeros(2, 3))
+
+
+def test_mcmc_samples_a_known_gaussian():
+    """Two particles with E = d^2 / 2 in 2D: the relative vector is N(0, I), so each centred
+    coordinate has variance 1/4 and E[E] = 1 (2 degrees of freedom, tau = 1). 10% tolerance."""
+    spring = DoubleWellEnergy(n_particles=2, dim=2, a=0.0, b=0.5, c=0.0, d0=0.0)
+    res = run_reference_mcmc(spring, MCMCSettings(num_chains=1000, num_steps=1500, burn_in=500, num_temperatures=2,
+                                                  max_temperature=2.0, init_scale=2.0, seed=0))
+    assert res.samples.shape == (1000, 2, 2)
+    assert torch.allclose(res.samples.sum(1), torch.zeros(1000, 2, dtype=torch.float64), atol=1e-10)
+    assert float(res.samples.var(0).mean()) == pytest.approx(0.25, rel=0.1)
+    assert float(res.energies.mean()) == pytest.approx(1.0, rel=0.1)
+    assert 0.4 < res.acceptance[0] < 0.75 and len(res.swap_acceptance) == 1
+
+
+def test_bench_command_end_to_end(tmp_path, capsys):
+    trainer = _tiny_trainer(tmp_path / "run", iterations=2)
+    trainer.run()
+    ref = tmp_path / "ref.pt"
+    out = tmp_path / "result.json"
+    argv = ["bench", "synthetic", "--system", "dw4", "--model", str(tmp_path / "run" / "model.pt"), "--reference",
+            str(ref), "--make-reference", "--mcmc-steps", "200", "--num-samples", "300", "--output", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["num_samples"] == 300 and result["paper_w2"] == 0.62
+    reference = torch.load(ref, weights_only=False)
+    assert reference["summary"]["settings"]["num_steps"] == 200 and reference["samples"].shape == (2000, 4, 2)
+    # the reported numbers are the metrics of the seeded samples
+    gen_x, gen_e = sample_checkpoint(load_model_checkpoint(tmp_path / "run" / "model.pt"), 300, 0)
+    ref_x, ref_e = reference["samples"][:300].double(), reference["energies"][:300]
+    assert result["w2"] == pytest.approx(wasserstein2_from_cost(aligned_sq_distances(gen_x, ref_x)), rel=1e-9)
+    assert result["energy_w2"] == pytest.approx(energy_w2(gen_e, ref_e), rel=1e-9)
+    assert "W2" in capsys.readouterr().out
+    # a model of another system is refused with a clear message
+    assert main(["bench", "synthetic", "--system", "lj13", "--model", str(tmp_path / "run" / "model.pt"),
+                 "--reference", str(ref)]) == 2
