@@ -33,10 +33,10 @@ PAPER = {"dw4": (0.62, 0.55), "lj13": (1.67, 2.40), "lj55": (4.04, 30.83)}
 DEFAULT_MCMC = {
     "dw4": MCMCSettings(num_chains=2000, num_steps=20_000, burn_in=10_000, num_temperatures=6, max_temperature=4.0,
                         init_scale=2.0),
-    "lj13": MCMCSettings(num_chains=2000, num_steps=20_000, burn_in=10_000, num_temperatures=4, max_temperature=2.5,
-                         init_scale=0.8),
-    "lj55": MCMCSettings(num_chains=2000, num_steps=20_000, burn_in=10_000, num_temperatures=4, max_temperature=2.0,
-                         init_scale=1.2),
+    "lj13": MCMCSettings(num_chains=2000, num_steps=6_000, burn_in=3_000, num_temperatures=2, max_temperature=1.5,
+                         init_scale=1.1, init="grid"),
+    "lj55": MCMCSettings(num_chains=2000, num_steps=6_000, burn_in=3_000, num_temperatures=2, max_temperature=1.5,
+                         init_scale=1.1, init="grid"),
 }
 
 
