@@ -4,7 +4,8 @@ For each test molecule the script runs ``adjoint-sampling sample`` (the CLI, exa
 would) with the checkpoint, then draws the same number of uniformly random torsion vectors on the
 local structure the sampler used (same seed, same RDKit recipe), applies the same structure
 checks, and compares energies under the checkpoint's backend (kcal/mol). It also compares all raw
-samples (before the checks drop clashes). Results: a JSON file and a Markdown table.
+samples (before the checks drop clashes), and counts distinct conformers (greedy heavy-atom RMSD
+pruning at 0.5 angstrom) among the kept ones. Results: a JSON file and a Markdown table.
 
     python -m benchmarks.torsional_vs_random --model runs/torsional_spice/model.pt -n 50 --seed 0 \\
         --num-molecules 10 --output benchmarks/results/torsional_vs_random
@@ -20,9 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from rdkit import Chem
 
+from adjoint_sampling.conformer_ops import prune_by_rmsd
 from adjoint_sampling.conformers import GenerationRequest
 from adjoint_sampling.molecular.dataset import read_smiles_file
 from adjoint_sampling.molecules.checks import check_conformers
@@ -47,13 +50,20 @@ def run_sample_cli(smi_file: Path, model: str, num: int, seed: int, out_sdf: Pat
     return cmd
 
 
-def sdf_energies(path: Path) -> dict[str, list[float]]:
-    """Energies (kcal/mol) of the SDF records, grouped by their ``smiles`` tag."""
-    out: dict[str, list[float]] = {}
+def sdf_conformers(path: Path) -> dict[str, tuple[list[float], list[np.ndarray]]]:
+    """Energies (kcal/mol) and positions ``(N, 3)`` of the SDF records, grouped by ``smiles`` tag."""
+    out: dict[str, tuple[list[float], list[np.ndarray]]] = {}
     for mol in Chem.SDMolSupplier(str(path), removeHs=False):
         if mol is not None and mol.HasProp("energy_kcal_mol"):
-            out.setdefault(mol.GetProp("smiles"), []).append(float(mol.GetProp("energy_kcal_mol")))
+            energies, positions = out.setdefault(mol.GetProp("smiles"), ([], []))
+            energies.append(float(mol.GetProp("energy_kcal_mol")))
+            positions.append(mol.GetConformer().GetPositions())
     return out
+
+
+def num_distinct(mol: Chem.Mol, positions: np.ndarray, threshold: float) -> int:
+    """Conformers left after greedy heavy-atom RMSD pruning at ``threshold`` angstrom."""
+    return int(len(prune_by_rmsd(mol, positions, threshold))) if len(positions) else 0
 
 
 def _stats(values: list[float]) -> dict[str, float | int | None]:
@@ -63,7 +73,9 @@ def _stats(values: list[float]) -> dict[str, float | int | None]:
     return {"n": len(finite), "mean": statistics.fmean(finite), "median": statistics.median(finite), "min": min(finite)}
 
 
-def compare_molecule(sampler: Sampler, smiles: str, num: int, seed: int, model_kept: list[float]) -> dict:
+def compare_molecule(
+    sampler: Sampler, smiles: str, num: int, seed: int, model_kept: tuple[list[float], list[np.ndarray]]
+) -> dict:
     """Model vs uniform random torsions for one molecule (kept after checks, and all raw samples)."""
     record = sampler.prepare(GenerationRequest(smiles, seed=seed))
     energy = sampler.energy_model()
@@ -74,12 +86,16 @@ def compare_molecule(sampler: Sampler, smiles: str, num: int, seed: int, model_k
     random_ok = [c.ok for c in check_conformers(record.parsed.mol, random_pos)]
     model_pos = torch.from_numpy(sampler.sample_positions(record, num, seed))  # the CLI's raw samples
     model_raw = energy.energy_and_forces(record.system, model_pos).energy.tolist()
+    random_kept_pos = random_pos.numpy()[np.asarray(random_ok, dtype=bool)]
+    model_kept_pos = np.asarray(model_kept[1]).reshape(-1, record.num_atoms, 3)
     return {
         "smiles": smiles,
         "num_atoms": record.num_atoms,
         "num_torsions": record.num_torsions,
-        "model_kept": _stats(model_kept),
+        "model_kept": _stats(model_kept[0]),
         "random_kept": _stats([e for e, ok in zip(random_energy, random_ok) if ok]),
+        "model_distinct_0.5A": num_distinct(record.parsed.mol, model_kept_pos, 0.5),
+        "random_distinct_0.5A": num_distinct(record.parsed.mol, random_kept_pos, 0.5),
         "model_all": _stats(model_raw),
         "random_all": _stats(random_energy),
     }
@@ -92,14 +108,15 @@ def _fmt(value: float | int | None) -> str:
 def markdown(rows: list[dict], num: int) -> str:
     lines = [
         "| molecule | atoms | torsions | model kept | random kept | model mean E (kept) | random mean E (kept) "
-        "| model median E (all) | random median E (all) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model median E (all) | random median E (all) | model distinct | random distinct |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| `{r['smiles']}` | {r['num_atoms']} | {r['num_torsions']} | {r['model_kept']['n']}/{num} "
             f"| {r['random_kept']['n']}/{num} | {_fmt(r['model_kept']['mean'])} | {_fmt(r['random_kept']['mean'])} "
-            f"| {_fmt(r['model_all']['median'])} | {_fmt(r['random_all']['median'])} |"
+            f"| {_fmt(r['model_all']['median'])} | {_fmt(r['random_all']['median'])} "
+            f"| {r['model_distinct_0.5A']} | {r['random_distinct_0.5A']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -117,6 +134,8 @@ def summary(rows: list[dict]) -> dict[str, float | int]:
         "molecules_model_lower_all_median": sum(d < 0 for d in med),
         "model_kept_mean_count": statistics.fmean(r["model_kept"]["n"] for r in rows),
         "random_kept_mean_count": statistics.fmean(r["random_kept"]["n"] for r in rows),
+        "model_distinct_mean": statistics.fmean(r["model_distinct_0.5A"] for r in rows),
+        "random_distinct_mean": statistics.fmean(r["random_distinct_0.5A"] for r in rows),
     }
 
 
@@ -136,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     smi_file.write_text("\n".join(smiles) + "\n")
     sdf = args.output / "model_conformers.sdf"
     cmd = run_sample_cli(smi_file, args.model, args.num_conformers, args.seed, sdf)
-    kept = sdf_energies(sdf)
+    kept = sdf_conformers(sdf)
     sampler = Sampler.from_checkpoint(args.model)
-    rows = [compare_molecule(sampler, s, args.num_conformers, args.seed, kept.get(s, [])) for s in smiles]
+    rows = [compare_molecule(sampler, s, args.num_conformers, args.seed, kept.get(s, ([], []))) for s in smiles]
     result = {"command": " ".join(cmd), "model": args.model, "model_version": sampler.version,
               "energy": sampler.checkpoint.problem["energy"], "temperature_k": sampler.temperature_k,
               "num_conformers": args.num_conformers, "seed": args.seed, "summary": summary(rows), "molecules": rows}
