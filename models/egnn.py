@@ -62,8 +62,10 @@ def _mlp(inp: int, hidden: int, out: int, final_act: bool = False) -> nn.Sequent
 class EGNNLayer(nn.Module):
     """One message-passing layer: invariant features ``h`` (M, H), positions ``x`` (M, D)."""
 
-    def __init__(self, hidden: int, time_dim: int, edge_feature_dim: int, update_features: bool = True) -> None:
+    def __init__(self, hidden: int, time_dim: int, edge_feature_dim: int, update_features: bool = True,
+                 max_update: float | None = None) -> None:
         super().__init__()
+        self.max_update = max_update
         self.edge_mlp = _mlp(2 * hidden + 1 + edge_feature_dim, hidden, hidden, final_act=True)
         self.coord_mlp = _mlp(hidden, hidden, 1)
         # the last layer's feature update would not reach the output (and DDP needs every
@@ -83,7 +85,10 @@ class EGNNLayer(nn.Module):
         m = self.edge_mlp(torch.cat(parts, dim=-1))
         # normalised direction keeps updates bounded for far-apart particles
         direction = rel / (d2.sqrt() + 1.0)
-        dx = torch.zeros_like(x).index_add_(0, src, direction * self.coord_mlp(m)) * inv_deg * length_scale
+        weight = self.coord_mlp(m)
+        if self.max_update is not None:  # bounded updates: a bad early control cannot blow the SDE up
+            weight = self.max_update * torch.tanh(weight / self.max_update)
+        dx = torch.zeros_like(x).index_add_(0, src, direction * weight) * inv_deg * length_scale
         if self.node_mlp is not None:
             agg = torch.zeros_like(h).index_add_(0, src, m) * inv_deg
             h = h + self.node_mlp(torch.cat([h, agg, t_rows], dim=-1))
@@ -102,6 +107,8 @@ class EGNNController(nn.Module):
         time_frequencies: Fourier frequencies of the t embedding.
         length_scale: typical inter-particle distance (state units); distances are divided by it.
         output_scale: the output ``x_L - x_0`` is multiplied by it.
+        max_update: if set, each layer's per-edge coordinate weight is ``max_update * tanh(w / max_update)``,
+            so one layer moves a particle by at most ``max_update * length_scale`` (None: unbounded).
     """
 
     def __init__(
@@ -113,12 +120,13 @@ class EGNNController(nn.Module):
         time_frequencies: int = 6,
         length_scale: float = 1.0,
         output_scale: float = 1.0,
+        max_update: float | None = None,
     ) -> None:
         super().__init__()
         self.hparams: dict[str, Any] = dict(
             hidden=hidden, num_layers=num_layers, node_feature_dim=node_feature_dim,
             edge_feature_dim=edge_feature_dim, time_frequencies=time_frequencies,
-            length_scale=length_scale, output_scale=output_scale,
+            length_scale=length_scale, output_scale=output_scale, max_update=max_update,
         )
         self.length_scale = float(length_scale)
         self.output_scale = float(output_scale)
@@ -127,7 +135,8 @@ class EGNNController(nn.Module):
         time_dim = 2 * time_frequencies
         self.embed = _mlp(node_feature_dim + time_dim, hidden, hidden)
         self.layers = nn.ModuleList(
-            EGNNLayer(hidden, time_dim, edge_feature_dim, update_features=i < num_layers - 1) for i in range(num_layers)
+            EGNNLayer(hidden, time_dim, edge_feature_dim, update_features=i < num_layers - 1, max_update=max_update)
+            for i in range(num_layers)
         )
 
     def forward(self, t: Tensor, x: Tensor, batch: SystemBatch) -> Tensor:

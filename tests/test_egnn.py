@@ -40,7 +40,7 @@ def test_equivariance_mixed_sizes(dim):
 
 
 def test_equivariance_with_node_and_edge_features():
-    model = _randomised({"hidden": 16, "num_layers": 2, "node_feature_dim": 3, "edge_feature_dim": 2})
+    model = _randomised({"hidden": 16, "num_layers": 2, "node_feature_dim": 3, "edge_feature_dim": 2, "max_update": 0.5})
     batch = torch.tensor([0] * 5 + [1] * 4)
     gen = torch.Generator().manual_seed(2)
     edges = fully_connected_edges(batch, 2)

@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mcmc-seed", type=int, default=None, help="seed of a new reference run")
     parser.add_argument("--mcmc-steps", type=int, default=None, help="steps of a new reference run (burn-in: half)")
     parser.add_argument("--num-samples", type=int, default=2000)
+    parser.add_argument("--sde-steps", type=int, default=None, help="override the checkpoint's SDE steps")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of the model")
     parser.add_argument("--rounds", type=int, default=2, help="alignment/assignment rounds for n > 6 particles")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     model_path = args.model or HERE / "models" / f"{args.system}.pt"
     ckpt = load_model_checkpoint(model_path)
+    if args.sde_steps is not None:
+        ckpt.sde_steps = args.sde_steps
     if ckpt.problem.get("system") != args.system:
         raise ConfigError(f"{model_path} is a model of {ckpt.problem.get('system')!r}, not {args.system!r}")
     n = min(args.num_samples, ref_x.shape[0])
