@@ -34,12 +34,16 @@ log = logging.getLogger(__name__)
 def embed_etkdg(mol: Chem.Mol, num_conformers: int, seed: int, num_threads: int = 1) -> np.ndarray:
     """Embed conformers of ``mol`` (with hydrogens) with ETKDGv3.
 
+    Conformer ``i`` is embedded with the seed ``seed + i`` (RDKit's sequential random seeds):
+    with one shared seed, RDKit 2026.09 returns ``num_conformers`` identical copies.
+
     Returns:
         ``(B, N, 3)`` float64 positions in angstrom, ``B <= num_conformers`` (RDKit may fail to
         embed some); the same ``seed`` gives the same positions.
     """
     params = rdDistGeom.ETKDGv3()
-    params.randomSeed = int(seed)
+    params.randomSeed = int(seed) & 0x7FFFFFFF
+    params.enableSequentialRandomSeeds = True
     params.numThreads = int(num_threads)
     work = Chem.Mol(mol)
     work.RemoveAllConformers()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from adjoint_sampling.errors import InvalidMoleculeError
+from adjoint_sampling.etkdg import embed_etkdg
 from adjoint_sampling.molecules.checks import check_conformers
 from adjoint_sampling.molecules.graph import atomic_system
 from adjoint_sampling.molecules.parsing import parse_smiles
@@ -60,14 +61,7 @@ def _timed(fn, repeats: int = 3) -> float:
 
 
 def _etkdg(parsed, num: int, seed: int) -> torch.Tensor:
-    from rdkit import Chem
-    from rdkit.Chem import AllChem
-
-    mol = Chem.Mol(parsed.mol)
-    params = AllChem.ETKDGv3()
-    params.randomSeed = seed
-    ids = list(AllChem.EmbedMultipleConfs(mol, num, params))
-    return torch.tensor(np.stack([mol.GetConformer(i).GetPositions() for i in ids]))
+    return torch.from_numpy(embed_etkdg(parsed.mol, num, seed))
 
 
 def structure_figures(rows, conformers_per_molecule: int) -> dict:

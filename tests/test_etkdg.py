@@ -9,7 +9,7 @@ import torch
 from adjoint_sampling.conformer_ops import heavy_atom_symmetry, rmsd_matrix
 from adjoint_sampling.conformers import ConformerGenerator, GenerationRequest
 from adjoint_sampling.errors import ConfigError, InvalidMoleculeError
-from adjoint_sampling.etkdg import EtkdgGenerator
+from adjoint_sampling.etkdg import EtkdgGenerator, embed_etkdg
 from adjoint_sampling.molecules.checks import check_conformers
 from adjoint_sampling.molecules.graph import atomic_system
 from adjoint_sampling.molecules.parsing import parse_smiles
@@ -100,3 +100,15 @@ def test_xtb_relaxation_reports_xtb_energies() -> None:
     system = atomic_system(parse_smiles("CO"))
     expected = build_energy("xtb", num_workers=1).energy(system, torch.as_tensor(result.conformers[0].positions[None]))
     assert energy == pytest.approx(float(expected[0]), abs=1e-4)
+
+
+
+def test_embedded_conformers_are_distinct_and_reproducible() -> None:
+    """One shared seed makes RDKit 2026.09 return identical copies: every conformer must differ."""
+    mol = parse_smiles("CCCCCCOc1ccccc1").mol
+    first = embed_etkdg(mol, 6, seed=0)
+    np.testing.assert_allclose(first, embed_etkdg(mol, 6, seed=0))
+    assert first.shape[0] == 6
+    rmsd = rmsd_matrix(heavy_atom_symmetry(mol), first, first)
+    off_diagonal = rmsd[~np.eye(6, dtype=bool)]
+    assert off_diagonal.min() > 0.1

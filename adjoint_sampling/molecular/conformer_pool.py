@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 from rdkit import Chem
-from rdkit.Chem import AllChem
 from torch import Tensor
 
 from adjoint_sampling.errors import InvalidMoleculeError
+from adjoint_sampling.etkdg import embed_etkdg
 
 
 def rdkit_conformers(mol: Chem.Mol, num: int, seed: int) -> Tensor:
@@ -16,11 +16,7 @@ def rdkit_conformers(mol: Chem.Mol, num: int, seed: int) -> Tensor:
     Raises:
         InvalidMoleculeError: ``no_conformer`` if RDKit embeds none.
     """
-    work = Chem.Mol(mol)
-    work.RemoveAllConformers()
-    params = AllChem.ETKDGv3()
-    params.randomSeed = int(seed) & 0x7FFFFFFF
-    ids = list(AllChem.EmbedMultipleConfs(work, numConfs=int(num), params=params))
-    if not ids:
+    positions = embed_etkdg(mol, int(num), int(seed))
+    if positions.shape[0] == 0:
         raise InvalidMoleculeError("no_conformer", f"RDKit could not embed {Chem.MolToSmiles(mol)!r}")
-    return torch.stack([torch.tensor(work.GetConformer(i).GetPositions(), dtype=torch.float64) for i in ids])
+    return torch.from_numpy(positions)
