@@ -1,7 +1,8 @@
 """The trained sampler: a checkpoint in, conformers out (a :class:`ConformerGenerator`).
 
-Per request: parse the SMILES, build the local structure (RDKit, seeded by the request seed),
-integrate the controlled SDE for ``num_conformers`` samples, turn them into positions, check
+Per request: parse the SMILES, build the local structures (torsional mode: RDKit ETKDG + MMFF
+conformers seeded by the request seed; several of them, so that ring puckers and unspecified
+stereocentres vary between samples), integrate the controlled SDE for ``num_conformers`` samples, turn them into positions, check
 every conformer's connectivity and stereochemistry against the input (in Cartesian mode a fully
 mirrored sample is reflected back, anything else that fails is dropped and counted by reason),
 optionally relax, compute energies, optionally prune by heavy-atom RMSD.
@@ -9,8 +10,10 @@ optionally relax, compute energies, optionally prune by heavy-atom RMSD.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,12 +27,14 @@ from adjoint_sampling import __version__
 from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint
 from adjoint_sampling.conformer_ops import prune_by_rmsd
 from adjoint_sampling.conformers import RELAX_METHODS, Conformer, ConformerSet, GenerationRequest
-from adjoint_sampling.errors import AdjointSamplingError, CheckpointError, ConfigError
+from adjoint_sampling.errors import AdjointSamplingError, CheckpointError, ConfigError, InvalidMoleculeError
 from adjoint_sampling.molecular.cartesian_problem import cartesian_batch
 from adjoint_sampling.molecular.dataset import MoleculeRecord, prepare_molecule
 from adjoint_sampling.molecular.jobs import MODES
 from adjoint_sampling.molecular.torsional_problem import torsional_batch
 from adjoint_sampling.molecules.checks import check_conformers, reflect_positions
+from adjoint_sampling.molecules.stereo import unspecified_stereoisomers
+from adjoint_sampling.molecules.torsions import local_structure
 from adjoint_sampling.relax import relax
 from adjoint_sampling.schedules import NoiseSchedule
 from adjoint_sampling.trainer import sample_terminal
@@ -55,6 +60,10 @@ class Sampler:
         version: ``<package version>+<checkpoint digest>``.
         sample_batch_size: conformers integrated together.
         energy: backend for reported energies (default: the checkpoint's backend, built lazily).
+        conformers_per_local_structure / max_local_structures: torsional mode draws
+            ``min(max_local_structures, ceil(n / conformers_per_local_structure))`` local structures
+            (RDKit seeds ``seed, seed + 1, ...``; where the SMILES leaves stereo unspecified, they
+            cycle through its stereoisomers) and splits the ``n`` samples evenly among them.
     """
 
     checkpoint: ModelCheckpoint
@@ -62,6 +71,8 @@ class Sampler:
     version: str
     sample_batch_size: int = 256
     energy: EnergyModel | None = None
+    conformers_per_local_structure: int = 4
+    max_local_structures: int = 16
     schedule: NoiseSchedule = field(init=False)
     grid: Tensor = field(init=False)
 
@@ -114,10 +125,44 @@ class Sampler:
             supported_elements=self.checkpoint.problem.get("elements"),
         )
 
+    def local_structures(self, record: MoleculeRecord, num: int, seed: int) -> list[MoleculeRecord]:
+        """Records sharing ``record``'s molecule with the local structures used for ``num`` samples.
+
+        The first is ``record`` itself (embedded with ``seed``) when the SMILES specifies all
+        stereo; the others are embedded with ``seed + 1, seed + 2, ...``, structure ``i`` with
+        stereoisomer ``i mod (number of stereoisomers)`` of the unspecified stereo elements. One
+        that RDKit cannot embed is skipped.
+        """
+        wanted = max(1, min(self.max_local_structures, math.ceil(num / max(1, self.conformers_per_local_structure))))
+        isomers = unspecified_stereoisomers(record.parsed.mol)
+        if len(isomers) == 1:
+            records, first = [record], 1
+        else:
+            records, first = [], 0
+        for offset in range(first, wanted):
+            isomer = dataclasses.replace(record.parsed, mol=isomers[offset % len(isomers)])
+            try:
+                positions = local_structure(isomer, seed + offset)
+            except InvalidMoleculeError:
+                continue
+            records.append(dataclasses.replace(record, local_positions=positions))
+        return records or [record]
+
     def sample_positions(self, record: MoleculeRecord, num: int, seed: int) -> np.ndarray:
-        """Raw samples ``(num, N, 3)`` float64 angstrom of ``record`` (no checks), deterministic in ``seed``."""
+        """Raw samples ``(num, N, 3)`` float64 angstrom of ``record`` (no checks), deterministic in ``seed``.
+
+        Torsional mode spreads the samples over :meth:`local_structures`.
+        """
         generator = torch.Generator().manual_seed(int(seed))
-        make_batch = torsional_batch if self.mode == "torsional" else cartesian_batch
+        if self.mode != "torsional":
+            return self._integrate(record, num, generator, cartesian_batch)
+        structures = self.local_structures(record, num, seed)
+        counts = [num // len(structures) + (1 if i < num % len(structures) else 0) for i in range(len(structures))]
+        parts = [self._integrate(rec, n, generator, torsional_batch) for rec, n in zip(structures, counts) if n > 0]
+        return np.concatenate(parts)
+
+    def _integrate(self, record: MoleculeRecord, num: int, generator: torch.Generator, make_batch) -> np.ndarray:
+        """``num`` samples ``(num, N, 3)`` of ``record`` in chunks of ``sample_batch_size``."""
         if self.mode == "torsional" and record.num_torsions == 0:
             return record.local_positions.expand(num, -1, -1).numpy().copy()
         out = []

@@ -60,9 +60,12 @@ def test_generate_counts_checks_and_energies(sampler):
     assert cs.num_reflected == 0  # torsional samples keep chirality by construction
     positions = np.stack([c.positions for c in cs.conformers])
     assert all(check.ok for check in check_conformers(cs.mol, positions))
-    # bond lengths are those of the local structure (seeded by the request seed)
-    local = sampler.prepare(GenerationRequest(CHIRAL, seed=3)).local_positions.numpy()
-    assert np.allclose(_bond_lengths(cs.mol, positions), _bond_lengths(cs.mol, local)[None], atol=1e-6)
+    # bond lengths are those of one of the local structures (seeded by the request seed)
+    record = sampler.prepare(GenerationRequest(CHIRAL, seed=3))
+    local = np.stack([r.local_positions.numpy() for r in sampler.local_structures(record, 12, 3)])
+    sampled_bonds = _bond_lengths(cs.mol, positions)[:, None, :]
+    local_bonds = _bond_lengths(cs.mol, local)[None, :, :]
+    assert np.abs(sampled_bonds - local_bonds).max(axis=-1).min(axis=1).max() < 1e-6
     energies = MMFFEnergy().energy_and_forces(sampler.prepare(GenerationRequest(CHIRAL)).system, torch.from_numpy(positions))
     assert cs.energy_model == "mmff"
     assert np.allclose([c.energy for c in cs.conformers], energies.energy.numpy(), atol=1e-6)
@@ -150,3 +153,31 @@ def test_cartesian_mirror_images_are_reflected_other_failures_dropped(checkpoint
     dropped = {}
     _, kept, reflected = torsional.check_samples(record.parsed.mol, np.stack([good, mirror]), [0, 1], dropped)
     assert kept == [0] and reflected == 0 and dropped == {"stereo_changed": 1}
+
+
+def _centre_labels(mol: Chem.Mol, positions: np.ndarray) -> tuple:
+    m = Chem.Mol(mol)
+    m.RemoveAllConformers()
+    conf = Chem.Conformer(m.GetNumAtoms())
+    for i, xyz in enumerate(positions):
+        conf.SetAtomPosition(i, xyz.tolist())
+    m.AddConformer(conf)
+    Chem.AssignStereochemistryFrom3D(m)
+    return tuple(Chem.FindMolChiralCenters(m, includeUnassigned=True, useLegacyImplementation=False))
+
+
+def test_unspecified_stereocentres_are_sampled_in_every_configuration(sampler):
+    """Local structures cycle through the stereoisomers the SMILES leaves open; specified ones stay."""
+    open_centres = sampler.generate(GenerationRequest("CC(O)C(N)CC", num_conformers=16, seed=0))
+    labels = {_centre_labels(open_centres.mol, c.positions) for c in open_centres.conformers}
+    assert len(labels) == 4
+    fixed = sampler.generate(GenerationRequest("C[C@H](O)[C@@H](N)CC", num_conformers=16, seed=0))
+    assert len({_centre_labels(fixed.mol, c.positions) for c in fixed.conformers}) == 1
+
+
+def test_samples_spread_over_several_local_structures(sampler):
+    record = sampler.prepare(GenerationRequest(CHIRAL, num_conformers=12, seed=5))
+    structures = sampler.local_structures(record, 12, 5)
+    assert len(structures) == 3  # ceil(12 / conformers_per_local_structure=4)
+    first = structures[0].local_positions
+    assert all(not torch.allclose(first, other.local_positions) for other in structures[1:])
