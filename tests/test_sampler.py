@@ -181,3 +181,19 @@ def test_samples_spread_over_several_local_structures(sampler):
     assert len(structures) == 3  # ceil(12 / conformers_per_local_structure=4)
     first = structures[0].local_positions
     assert all(not torch.allclose(first, other.local_positions) for other in structures[1:])
+
+
+def test_sde_steps_override_and_sample_reuse(checkpoint_path):
+    coarse = Sampler.from_checkpoint(checkpoint_path, sde_steps=3, reuse_samples=True)
+    assert coarse.grid.shape[0] == 4
+    with pytest.raises(ConfigError, match="sde_steps"):
+        Sampler.from_checkpoint(checkpoint_path, sde_steps=0)
+    raw = coarse.generate(GenerationRequest(CHIRAL, num_conformers=6, seed=2))
+    relaxed = coarse.generate(GenerationRequest(CHIRAL, num_conformers=6, seed=2, relax="mmff"))
+    assert "reused_wall" in relaxed.timings and "reused_wall" not in raw.timings
+    fresh = Sampler.from_checkpoint(checkpoint_path, sde_steps=3).generate(
+        GenerationRequest(CHIRAL, num_conformers=6, seed=2, relax="mmff")
+    )
+    assert np.allclose(
+        np.stack([c.positions for c in relaxed.conformers]), np.stack([c.positions for c in fresh.conformers])
+    )
