@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="comma-separated GENERATOR[+RELAX], e.g. etkdg,etkdg+mmff,etkdg+xtb,sampler,sampler+mmff "
                           "(default: etkdg,etkdg+mmff, plus sampler,sampler+mmff with --checkpoint)")
     run.add_argument("--checkpoint", type=Path, default=None, help="trained sampler checkpoint (enables 'sampler')")
+    run.add_argument("--sde-steps", type=int, default=None,
+                     help="sampler Euler-Maruyama steps (default: the checkpoint's)")
     run.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     run.add_argument("--shard", default="0/1", help="i/n: evaluate the i-th of n round-robin parts (default: %(default)s)")
     run.add_argument("--max-references", type=int, default=512, help="references per molecule (default: %(default)s)")
@@ -96,12 +98,15 @@ def _run(args: argparse.Namespace) -> int:
     shard_index, num_shards = _parse_shard(args.shard)
     if args.checkpoint is not None and not args.checkpoint.exists():
         raise ConfigError(f"checkpoint {args.checkpoint} does not exist")
+    if args.sde_steps is not None and args.sde_steps < 1:
+        raise ConfigError(f"--sde-steps must be >= 1, got {args.sde_steps}")
     config = BenchmarkConfig(
         test_list=test_list,
         conformer_dir=conformer_dir,
         out_dir=args.out,
         methods=tuple(parse_methods(args.methods, args.checkpoint)),
         checkpoint=args.checkpoint,
+        sde_steps=args.sde_steps,
         max_references=args.max_references,
         conformers_per_reference=args.conformers_per_reference,
         seed=args.seed,

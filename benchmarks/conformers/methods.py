@@ -32,10 +32,12 @@ class MethodOptions:
     Attributes:
         checkpoint: trained sampler checkpoint (required by ``sampler``).
         num_threads: threads a generator may use inside one molecule (parallelism is over molecules).
+        sde_steps: Euler-Maruyama steps of the sampler (``None``: the checkpoint's).
     """
 
     checkpoint: Path | None = None
     num_threads: int = 1
+    sde_steps: int | None = None
 
 
 def _etkdg(options: MethodOptions) -> ConformerGenerator:
@@ -50,7 +52,8 @@ def _sampler(options: MethodOptions) -> ConformerGenerator:
         raise ConfigError("method 'sampler' needs --checkpoint PATH")
     from adjoint_sampling.sampler import Sampler
 
-    return Sampler.from_checkpoint(options.checkpoint)
+    # Raw samples are reused across relax variants (their cost is charged to each), as for ETKDG.
+    return Sampler.from_checkpoint(options.checkpoint, sde_steps=options.sde_steps, reuse_samples=True)
 
 
 @dataclass(frozen=True)
