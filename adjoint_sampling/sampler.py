@@ -169,18 +169,22 @@ class Sampler:
             records.append(dataclasses.replace(record, local_positions=positions))
         return records or [record]
 
+    def local_structure_plan(self, record: MoleculeRecord, num: int, seed: int) -> list[tuple[MoleculeRecord, int]]:
+        """The local structures used for ``num`` samples and how many samples each gets (even split)."""
+        structures = self.local_structures(record, num, seed)
+        k = len(structures)
+        return [(rec, num // k + (1 if i < num % k else 0)) for i, rec in enumerate(structures)]
+
     def sample_positions(self, record: MoleculeRecord, num: int, seed: int) -> np.ndarray:
         """Raw samples ``(num, N, 3)`` float64 angstrom of ``record`` (no checks), deterministic in ``seed``.
 
-        Torsional mode spreads the samples over :meth:`local_structures`.
+        Torsional mode spreads the samples over :meth:`local_structure_plan`.
         """
         generator = torch.Generator().manual_seed(int(seed))
         if self.mode != "torsional":
             return self._integrate(record, num, generator, cartesian_batch)
-        structures = self.local_structures(record, num, seed)
-        counts = [num // len(structures) + (1 if i < num % len(structures) else 0) for i in range(len(structures))]
-        parts = [self._integrate(rec, n, generator, torsional_batch) for rec, n in zip(structures, counts) if n > 0]
-        return np.concatenate(parts)
+        plan = self.local_structure_plan(record, num, seed)
+        return np.concatenate([self._integrate(rec, n, generator, torsional_batch) for rec, n in plan if n > 0])
 
     def _integrate(self, record: MoleculeRecord, num: int, generator: torch.Generator, make_batch) -> np.ndarray:
         """``num`` samples ``(num, N, 3)`` of ``record`` in chunks of ``sample_batch_size``."""

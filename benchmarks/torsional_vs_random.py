@@ -2,7 +2,7 @@
 
 For each test molecule the script runs ``adjoint-sampling sample`` (the CLI, exactly as a user
 would) with the checkpoint, then draws the same number of uniformly random torsion vectors on the
-local structure the sampler used (same seed, same RDKit recipe), applies the same structure
+local structures the sampler used (same seed, same RDKit recipe, same split), applies the same structure
 checks, and compares energies under the checkpoint's backend (kcal/mol). It also compares all raw
 samples (before the checks drop clashes), and counts distinct conformers (greedy heavy-atom RMSD
 pruning at 0.5 angstrom) among the kept ones. Results: a JSON file and a Markdown table.
@@ -80,8 +80,11 @@ def compare_molecule(
     record = sampler.prepare(GenerationRequest(smiles, seed=seed))
     energy = sampler.energy_model()
     generator = torch.Generator().manual_seed(10_000 + seed)
-    angles = (torch.rand(num, record.num_torsions, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
-    random_pos = set_torsions(record.local_positions, record.topology, angles)
+    random_parts = []
+    for structure, count in sampler.local_structure_plan(record, num, seed):  # the sampler's structures
+        angles = (torch.rand(count, record.num_torsions, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
+        random_parts.append(set_torsions(structure.local_positions, record.topology, angles))
+    random_pos = torch.cat(random_parts)
     random_energy = energy.energy_and_forces(record.system, random_pos).energy.tolist()
     random_ok = [c.ok for c in check_conformers(record.parsed.mol, random_pos)]
     model_pos = torch.from_numpy(sampler.sample_positions(record, num, seed))  # the CLI's raw samples
