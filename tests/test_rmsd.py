@@ -108,7 +108,7 @@ def test_chunking_gives_the_same_matrix(monkeypatch: pytest.MonkeyPatch) -> None
     probe, reference = embed_etkdg(mol, 7, seed=4), embed_etkdg(mol, 3, seed=5)
     full = rmsd_matrix(heavy_atom_symmetry(mol), probe, reference)
     monkeypatch.setattr(ops, "_ELEMENTS_PER_CHUNK", 1)
-    np.testing.assert_allclose(rmsd_matrix(heavy_atom_symmetry(mol), probe, reference), full, atol=1e-12)
+    np.testing.assert_allclose(rmsd_matrix(heavy_atom_symmetry(mol), probe, reference), full, atol=1e-6)  # sqrt of ~1e-15 msd noise near 0
 
 
 def test_prune_by_rmsd_keeps_distinct_conformers_in_order() -> None:
