@@ -20,7 +20,6 @@ from rdkit import Chem, RDLogger
 from adjoint_sampling.conformer_io import conformers_to_sdf, conformers_to_xyz
 from adjoint_sampling.conformers import RELAX_METHODS, ConformerSet, GenerationRequest
 from adjoint_sampling.errors import AdjointSamplingError, ConfigError, InvalidMoleculeError
-from adjoint_sampling.molecular.dataset import read_smiles_file
 
 MAX_CONFORMERS: int = 10_000
 SDF_SUFFIXES: tuple[str, ...] = (".sdf", ".sd", ".mol")
@@ -44,6 +43,8 @@ def read_input_molecules(text: str) -> list[str]:
     Raises:
         ConfigError: a file-like input that does not exist, or an SDF without valid records.
     """
+    from adjoint_sampling.molecular.dataset import read_smiles_file  # imports torch: only when needed
+
     path = Path(text)
     suffix = path.suffix.lower()
     if path.is_file():
