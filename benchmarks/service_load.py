@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-conformers", type=int, default=10)
     parser.add_argument("--relax", choices=["none", "mmff", "xtb"], default="mmff")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long")
+    parser.add_argument("--model", default="models/shipped/default.pt",
+                        help="AS_MODEL of the started server: a checkpoint path or 'etkdg' (default: the shipped model)")
     parser.add_argument("--url", help="an already running server on loopback (default: start one)")
     parser.add_argument("--output", type=Path, default=Path("out/service_load.json"))
     return parser
@@ -115,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         base_url = args.url.rstrip("/")
     else:
         workdir = Path(tempfile.mkdtemp(prefix="as-load-"))
-        server = start_server(workdir, {"AS_MAX_CONCURRENCY": str(args.concurrency), "AS_MAX_CONFORMERS": "100"})
+        server = start_server(
+            workdir,
+            {"AS_MODEL": args.model, "AS_MAX_CONCURRENCY": str(args.concurrency), "AS_MAX_CONFORMERS": "100"},
+        )
         base_url = server.base_url
     try:
         model = httpx.get(f"{base_url}/v1/models", timeout=30).json()["models"][0]
