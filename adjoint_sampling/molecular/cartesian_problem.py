@@ -13,60 +13,29 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adjoint_sampling.errors import InvalidMoleculeError
 from adjoint_sampling.molecular.collate import HOP_CLASSES, cartesian_context
-from adjoint_sampling.molecular.conformer_pool import rdkit_conformers
 from adjoint_sampling.molecular.context import CartesianContext
 from adjoint_sampling.molecules.graph import ATOM_FEATURE_DIM, BOND_FEATURE_DIM
-from adjoint_sampling.molecular.dataset import MoleculeRecord, draw_molecule_keys
+from adjoint_sampling.molecular.dataset import MoleculeRecord
+from adjoint_sampling.molecular.problem_base import MoleculeProblemBase
 from adjoint_sampling.problem import SystemBatch, TerminalEvaluation
 from adjoint_sampling.spaces import CenteredEuclideanSpace
 from energy.base import EnergyModel
-from energy.units import kelvin_to_tau
 from models.equivariance import random_orthogonal
 
 
-class CartesianMoleculeProblem:
+class CartesianMoleculeProblem(MoleculeProblemBase):
     """Amortized Cartesian problem over a list of molecules (implements ``TrainingProblem``).
 
-    Args:
-        records: the molecules.
-        energy: the energy backend, the bond-structure penalty included (``PenalizedEnergy``).
-        temperature_k: temperature in kelvin; ``tau = k_B T`` in kcal/mol.
-        samples_per_molecule: systems of one molecule per drawn group (batch composition).
-        description: JSON-able facts stored in checkpoints (energy backend, temperature, ...).
-        warm_start_pool: RDKit conformers embedded per molecule for warm starts.
+    Arguments as :class:`MoleculeProblemBase`; ``records``:
+    the molecules; ``energy``: the energy backend, the bond-structure penalty included (``PenalizedEnergy``).
     """
 
     mode = "cartesian"
 
-    def __init__(
-        self,
-        records: Sequence[MoleculeRecord],
-        energy: EnergyModel,
-        temperature_k: float,
-        samples_per_molecule: int = 8,
-        description: dict[str, Any] | None = None,
-        warm_start_pool: int = 16,
-    ) -> None:
-        self.records = list(records)
-        self.energy = energy
-        self.temperature_k = float(temperature_k)
-        self.tau = kelvin_to_tau(temperature_k)
-        self.samples_per_molecule = int(samples_per_molecule)
-        self.description = dict(description or {})
-        self.warm_start_pool = int(warm_start_pool)
-        self._pools: dict[int, Tensor] = {}
-
-    def describe(self) -> dict[str, Any]:
-        return {"mode": self.mode, "temperature_k": self.temperature_k, **self.description}
-
     def controller_defaults(self) -> dict[str, Any]:
         """Constructor kwargs a Cartesian molecular controller needs to read these molecules."""
         return {"num_atom_features": ATOM_FEATURE_DIM, "num_pair_features": BOND_FEATURE_DIM + HOP_CLASSES}
-
-    def draw_keys(self, n: int, generator: torch.Generator) -> list[int]:
-        return draw_molecule_keys(n, len(self.records), self.samples_per_molecule, generator)
 
     def make_batch(self, keys: Sequence[int]) -> SystemBatch:
         return cartesian_batch(self.records, keys)
@@ -80,20 +49,10 @@ class CartesianMoleculeProblem:
         """Positions ``(A, 3)``: a random RDKit conformer per system, centred, randomly rotated."""
         rows = []
         for key in keys:
-            pool = self._pool(int(key))
-            pos = pool[int(torch.randint(pool.shape[0], (1,), generator=generator))]
+            pos = self.pool_conformer(int(key), generator)
             rot = random_orthogonal(3, generator).to(pos.dtype)
             rows.append((pos - pos.mean(dim=0)) @ rot.T)
         return torch.cat(rows).float()
-
-    def _pool(self, key: int) -> Tensor:
-        if key not in self._pools:
-            rec = self.records[key]
-            try:
-                self._pools[key] = rdkit_conformers(rec.parsed.mol, self.warm_start_pool, seed=key)
-            except InvalidMoleculeError:
-                self._pools[key] = rec.local_positions.unsqueeze(0)
-        return self._pools[key]
 
 
 def cartesian_batch(records: Sequence[MoleculeRecord], keys: Sequence[int]) -> SystemBatch:

@@ -15,62 +15,31 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adjoint_sampling.errors import InvalidMoleculeError
 from adjoint_sampling.molecular.collate import torsional_context
-from adjoint_sampling.molecular.conformer_pool import rdkit_conformers
 from adjoint_sampling.molecular.context import TorsionalContext
 from adjoint_sampling.molecules.graph import ATOM_FEATURE_DIM, BOND_FEATURE_DIM
-from adjoint_sampling.molecular.dataset import MoleculeRecord, draw_molecule_keys
+from adjoint_sampling.molecular.dataset import MoleculeRecord
+from adjoint_sampling.molecular.problem_base import MoleculeProblemBase
 from adjoint_sampling.molecules.torsions import dihedral_angles, torsion_gradient
 from adjoint_sampling.problem import SystemBatch, TerminalEvaluation
 from adjoint_sampling.spaces import TorusSpace
 from energy.base import EnergyModel
-from energy.units import kelvin_to_tau
 
 log = logging.getLogger(__name__)
 
 
-class TorsionalMoleculeProblem:
+class TorsionalMoleculeProblem(MoleculeProblemBase):
     """Amortized torsional problem over a list of molecules (implements ``TrainingProblem``).
 
-    Args:
-        records: the molecules (each with at least one rotatable bond).
-        energy: the energy backend.
-        temperature_k: temperature in kelvin; ``tau = k_B T`` in kcal/mol.
-        samples_per_molecule: systems of one molecule per drawn group (batch composition).
-        description: JSON-able facts stored in checkpoints (energy backend, temperature, ...).
-        warm_start_pool: RDKit conformers embedded per molecule for warm starts.
+    Arguments as :class:`MoleculeProblemBase`; ``records``:
+    the molecules (each with at least one rotatable bond); ``energy``: the energy backend.
     """
 
     mode = "torsional"
 
-    def __init__(
-        self,
-        records: Sequence[MoleculeRecord],
-        energy: EnergyModel,
-        temperature_k: float,
-        samples_per_molecule: int = 8,
-        description: dict[str, Any] | None = None,
-        warm_start_pool: int = 16,
-    ) -> None:
-        self.records = list(records)
-        self.energy = energy
-        self.temperature_k = float(temperature_k)
-        self.tau = kelvin_to_tau(temperature_k)
-        self.samples_per_molecule = int(samples_per_molecule)
-        self.description = dict(description or {})
-        self.warm_start_pool = int(warm_start_pool)
-        self._pools: dict[int, Tensor] = {}
-
-    def describe(self) -> dict[str, Any]:
-        return {"mode": self.mode, "temperature_k": self.temperature_k, **self.description}
-
     def controller_defaults(self) -> dict[str, Any]:
         """Constructor kwargs a torsional controller needs to read these molecules."""
         return {"num_atom_features": ATOM_FEATURE_DIM, "num_bond_features": BOND_FEATURE_DIM}
-
-    def draw_keys(self, n: int, generator: torch.Generator) -> list[int]:
-        return draw_molecule_keys(n, len(self.records), self.samples_per_molecule, generator)
 
     def make_batch(self, keys: Sequence[int]) -> SystemBatch:
         return torsional_batch(self.records, keys)
@@ -84,20 +53,9 @@ class TorsionalMoleculeProblem:
         """Torsions ``(M, 1)`` of RDKit ETKDG conformers, one random pool member per system."""
         rows = []
         for key in keys:
-            pool = self._pool(int(key))
-            pick = int(torch.randint(pool.shape[0], (1,), generator=generator))
-            rows.append(pool[pick])
+            pos = self.pool_conformer(int(key), generator)
+            rows.append(dihedral_angles(pos.unsqueeze(0), self.records[int(key)].topology.torsion_atoms)[0])
         return torch.cat(rows).unsqueeze(-1).float()
-
-    def _pool(self, key: int) -> Tensor:
-        if key not in self._pools:
-            rec = self.records[key]
-            try:
-                confs = rdkit_conformers(rec.parsed.mol, self.warm_start_pool, seed=key)
-            except InvalidMoleculeError:
-                confs = rec.local_positions.unsqueeze(0)
-            self._pools[key] = dihedral_angles(confs, rec.topology.torsion_atoms)
-        return self._pools[key]
 
 
 def torsional_batch(records: Sequence[MoleculeRecord], keys: Sequence[int]) -> SystemBatch:
