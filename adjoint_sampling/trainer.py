@@ -70,6 +70,8 @@ class TrainerConfig:
         checkpoint_interval: iterations between checkpoints (1 = after every iteration).
         seed: base seed (rank r uses ``rank_seed(seed, r)``).
         keep_checkpoints: how many older train-state tags to keep beside the latest.
+        ema_decay: if set, an exponential moving average of the weights (updated after every
+            gradient step) is what the model checkpoint stores; buffer refreshes use the live weights.
     """
 
     iterations: int = 100
@@ -90,6 +92,7 @@ class TrainerConfig:
     checkpoint_interval: int = 1
     seed: int = 0
     keep_checkpoints: int = 0
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("iterations", "samples_per_refresh", "grad_steps_per_refresh", "batch_size",
@@ -100,6 +103,8 @@ class TrainerConfig:
             raise ConfigError("trainer.initial_buffer_fill and trainer.warm_start_steps must be >= 0")
         if not self.lr > 0:
             raise ConfigError(f"trainer.lr must be > 0, got {self.lr}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"trainer.ema_decay must be in (0, 1), got {self.ema_decay}")
 
 
 @dataclass
@@ -164,6 +169,9 @@ class Trainer:
         self.buffer = ReplayBuffer(config.buffer_capacity)
         self.generator = make_generator(rank_seed(config.seed, self.dist.rank))
         self.counters = TrainingCounters()
+        self.ema: dict[str, Tensor] | None = (
+            {k: v.detach().clone() for k, v in controller.state_dict().items()} if config.ema_decay else None
+        )
         self.grid = time_grid(config.sde_steps, config.grid_kind, power=config.grid_power)
         self._stop_requested = False
 
@@ -195,7 +203,7 @@ class Trainer:
         )
         if self.dist.is_main:
             atomic_torch_save(
-                {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(),
+                {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(), "ema": self.ema,
                  "counters": dataclasses.asdict(self.counters), "world_size": self.dist.world_size,
                  "config": dataclasses.asdict(self.config)},
                 tag_dir / "shared.pt",
@@ -233,6 +241,8 @@ class Trainer:
             raise CheckpointError(f"cannot read training state in {tag_dir}: {exc}") from exc
         self.controller.load_state_dict(shared["controller"])
         self.optimizer.load_state_dict(shared["optimizer"])
+        if self.ema is not None:
+            self.ema = shared.get("ema") or {k: v.detach().clone() for k, v in self.controller.state_dict().items()}
         self.counters = TrainingCounters(**shared["counters"])
         self.buffer.load_state(shard["buffer"])
         self.generator.set_state(shard["generator"])
@@ -248,7 +258,7 @@ class Trainer:
         return ModelCheckpoint(
             controller_name=name,
             controller_hparams=dict(getattr(self.controller, "hparams", {})),
-            state_dict=self.controller.state_dict(),
+            state_dict=self.ema if self.ema is not None else self.controller.state_dict(),
             schedule_kind=self.schedule.kind,
             schedule_params=self.schedule.params(),
             sde_steps=self.config.sde_steps,
@@ -304,6 +314,14 @@ class Trainer:
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.controller.parameters(), self.config.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:
+            decay = float(self.config.ema_decay)
+            with torch.no_grad():
+                for name, value in self.controller.state_dict().items():
+                    if value.dtype.is_floating_point:
+                        self.ema[name].mul_(decay).add_(value, alpha=1.0 - decay)
+                    else:
+                        self.ema[name].copy_(value)
         return float(loss.detach())
 
     def _ram_step(self) -> float:

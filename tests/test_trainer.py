@@ -268,3 +268,21 @@ def test_sigkill_and_rerun_same_command_matches_uninterrupted(tmp_path):
     again = subprocess.run(_train_cmd(config, run_dir), env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert_same_final_state(tmp_path / "ref", run_dir)
+
+
+def test_ema_weights_are_checkpointed_and_resumed(tmp_path):
+    full = _tiny_trainer(tmp_path / "full", ema_decay=0.5)
+    full.run()
+    split = _tiny_trainer(tmp_path / "split", ema_decay=0.5)
+    split.run(stop_after_iterations=3)
+    split = _tiny_trainer(tmp_path / "split", init_seed=7, ema_decay=0.5)
+    split.run()
+    _assert_same_state(full, split)
+    ckpt = load_model_checkpoint(tmp_path / "split" / "model.pt")
+    live = full.controller.state_dict()
+    for k, v in ckpt.state_dict.items():
+        assert torch.equal(v, full.ema[k]) and torch.equal(v, split.ema[k])
+    # the average differs from the live weights (at least for the layers that moved)
+    assert any(not torch.equal(ckpt.state_dict[k], live[k]) for k in live)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        _tiny_config(ema_decay=1.5)
