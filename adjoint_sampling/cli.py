@@ -27,14 +27,24 @@ SUBCOMMANDS: dict[str, str] = {
 log = logging.getLogger("adjoint_sampling")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first argument that is one), if any."""
+    return next((arg for arg in argv if arg in SUBCOMMANDS), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI parser. Only the module of the subcommand named in ``argv`` is imported (some import
+    torch, which takes seconds); with no subcommand in ``argv`` every module is loaded."""
     parser = argparse.ArgumentParser(prog="adjoint-sampling", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    requested = _requested_command(sys.argv[1:] if argv is None else argv)
     for name, help_text in SUBCOMMANDS.items():
-        module = importlib.import_module(f"adjoint_sampling.commands.{name}")
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if requested is not None and name != requested:
+            continue
+        module = importlib.import_module(f"adjoint_sampling.commands.{name}")
         module.add_arguments(sub_parser)
         sub_parser.set_defaults(_run=module.run)
     return parser
@@ -42,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

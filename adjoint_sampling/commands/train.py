@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from adjoint_sampling.jobs import run_training_job
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML job config")
@@ -19,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from adjoint_sampling.jobs import run_training_job  # imports torch: only when training
+
     counters = run_training_job(args.config, args.run_dir, progress=not args.no_progress)
     if os.environ.get("RANK", "0") != "0":
         return 0
