@@ -12,7 +12,6 @@ Conventions (used consistently by every function here):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +20,7 @@ from rdkit.Chem import AllChem
 
 from adjoint_sampling.errors import InvalidMoleculeError
 from adjoint_sampling.molecules.parsing import ParsedMolecule
+from adjoint_sampling.spaces import wrap_angle
 
 
 @dataclass
@@ -105,11 +105,6 @@ def find_torsions(mol: Chem.Mol) -> TorsionTopology:
         torsion_atoms=torch.tensor(quads, dtype=torch.long).reshape(len(quads), 4),
         moving_mask=torch.tensor(masks, dtype=torch.bool).reshape(len(masks), n_atoms),
     )
-
-
-def wrap_angle(angles: torch.Tensor) -> torch.Tensor:
-    """Wrap radians to [-pi, pi)."""
-    return torch.remainder(angles + math.pi, 2 * math.pi) - math.pi
 
 
 def dihedral_angles(pos: torch.Tensor, torsion_atoms: torch.Tensor) -> torch.Tensor:
