@@ -21,7 +21,8 @@ from adjoint_sampling.errors import CheckpointError
 from adjoint_sampling.schedules import NoiseSchedule, build_schedule
 from adjoint_sampling.time_grids import time_grid
 
-__all__ = ["ModelCheckpoint", "save_model_checkpoint", "load_model_checkpoint", "FORMAT_VERSION"]
+__all__ = ["ModelCheckpoint", "save_model_checkpoint", "load_model_checkpoint", "load_controller_weights",
+           "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _REQUIRED = ("format_version", "controller_name", "controller_hparams", "state_dict", "schedule_kind",
@@ -106,3 +107,22 @@ def load_model_checkpoint(path: str | Path) -> ModelCheckpoint:
         )
     known = set(ModelCheckpoint.__dataclass_fields__)
     return ModelCheckpoint(**{k: v for k, v in data.items() if k in known})
+
+
+def load_controller_weights(controller: nn.Module, path: str | Path, name: str) -> None:
+    """Copy the weights of the model checkpoint at ``path`` into ``controller`` (registered as ``name``).
+
+    ``CheckpointError`` if the checkpoint is unreadable or was made for another controller (other name
+    or other hyper-parameters, compared with the controller's full ``hparams``).
+    """
+    ckpt = load_model_checkpoint(path)
+    hparams = dict(getattr(controller, "hparams", {}))
+    if ckpt.controller_name != name or dict(ckpt.controller_hparams) != hparams:
+        raise CheckpointError(
+            f"checkpoint {path} holds controller {ckpt.controller_name!r} {dict(ckpt.controller_hparams)}, "
+            f"the config builds {name!r} {hparams}"
+        )
+    try:
+        controller.load_state_dict(ckpt.state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path} weights do not fit controller {name!r}: {exc}") from exc

@@ -104,6 +104,9 @@ class JobConfig:
         trainer: :class:`TrainerConfig`.
         run_dir: default run directory (``--run-dir`` overrides).
         num_threads: torch intra-op threads per process.
+        init_from: a model checkpoint (``model.pt``) whose controller weights start a new run
+            (fine-tuning); its controller name and hyper-parameters must equal this config's.
+            A resumed run continues from its own state instead.
     """
 
     problem: dict[str, Any] = field(default_factory=lambda: {"kind": "synthetic", "system": "dw4"})
@@ -112,6 +115,7 @@ class JobConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     run_dir: str | None = None
     num_threads: int = 1
+    init_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

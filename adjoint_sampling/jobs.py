@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from adjoint_sampling.atomic_io import atomic_write_text
+from adjoint_sampling.checkpoint import load_controller_weights
 from adjoint_sampling.config import JobConfig, load_job_config
 from adjoint_sampling.distributed import init_distributed, shutdown_distributed
 from adjoint_sampling.errors import ConfigError
@@ -101,6 +102,9 @@ def run_training_job(
         hparams = {**(defaults() if callable(defaults) else {}), **cfg.controller.hparams}
         torch.manual_seed(cfg.trainer.seed)  # same initial weights on every rank
         controller = build_controller(cfg.controller.name, hparams)
+        if cfg.init_from:  # a resumed run overwrites these weights with its own state
+            load_controller_weights(controller, cfg.init_from, cfg.controller.name)
+            log.info("controller weights initialised from %s", cfg.init_from)
         if dist_ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             _check_same_config(run_dir, cfg)

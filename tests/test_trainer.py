@@ -16,7 +16,7 @@ import torch
 import yaml
 from torch import nn
 
-from adjoint_sampling.checkpoint import load_model_checkpoint
+from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
 from adjoint_sampling.config import job_config_from_dict, load_job_config
 from adjoint_sampling.errors import CheckpointError, ConfigError
 from adjoint_sampling.jobs import build_problem, run_training_job
@@ -286,3 +286,31 @@ def test_ema_weights_are_checkpointed_and_resumed(tmp_path):
     assert any(not torch.equal(ckpt.state_dict[k], live[k]) for k in live)
     with pytest.raises(ConfigError, match="ema_decay"):
         _tiny_config(ema_decay=1.5)
+
+
+def test_init_from_starts_a_run_from_checkpoint_weights(tmp_path):
+    """``init_from`` copies a model checkpoint's weights into a new run (fine-tuning)."""
+    base = yaml.safe_load(_cli_config(tmp_path).read_text())
+    base["trainer"].update(iterations=1, lr=1e-12, lr_final=None, ema_decay=None)
+    hparams = base["controller"]["hparams"]
+    torch.manual_seed(123)
+    source = build_controller("egnn", hparams)
+    save_model_checkpoint(tmp_path / "source.pt", ModelCheckpoint(
+        controller_name="egnn", controller_hparams=source.hparams, state_dict=source.state_dict(),
+        schedule_kind="geometric", schedule_params={"sigma_min": 0.01, "sigma_max": 3.0},
+        sde_steps=10, grid_kind="uniform", tau=1.0))
+
+    run_training_job(job_config_from_dict({**base, "init_from": str(tmp_path / "source.pt")}), tmp_path / "tuned")
+    run_training_job(job_config_from_dict(base), tmp_path / "fresh")
+    tuned = load_model_checkpoint(tmp_path / "tuned" / "model.pt").state_dict
+    fresh = load_model_checkpoint(tmp_path / "fresh" / "model.pt").state_dict
+    for name, value in source.state_dict().items():
+        assert torch.allclose(tuned[name], value, atol=1e-8), name
+    assert any(not torch.allclose(fresh[n], v, atol=1e-3) for n, v in source.state_dict().items())
+
+    other = {**base, "controller": {"name": "egnn", "hparams": {**hparams, "hidden": 8}},
+             "init_from": str(tmp_path / "source.pt")}
+    with pytest.raises(CheckpointError, match="holds controller 'egnn'"):
+        run_training_job(job_config_from_dict(other), tmp_path / "other")
+    with pytest.raises(CheckpointError, match="not found"):
+        run_training_job(job_config_from_dict({**base, "init_from": str(tmp_path / "nope.pt")}), tmp_path / "x")
