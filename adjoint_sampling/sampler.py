@@ -182,22 +182,28 @@ class Sampler:
         """
         generator = torch.Generator().manual_seed(int(seed))
         if self.mode != "torsional":
-            return self._integrate(record, num, generator, cartesian_batch)
-        plan = self.local_structure_plan(record, num, seed)
-        return np.concatenate([self._integrate(rec, n, generator, torsional_batch) for rec, n in plan if n > 0])
+            return self._integrate([(record, num)], generator, cartesian_batch)
+        plan = [(rec, n) for rec, n in self.local_structure_plan(record, num, seed) if n > 0]
+        return self._integrate(plan, generator, torsional_batch)
 
-    def _integrate(self, record: MoleculeRecord, num: int, generator: torch.Generator, make_batch) -> np.ndarray:
-        """``num`` samples ``(num, N, 3)`` of ``record`` in chunks of ``sample_batch_size``."""
-        if self.mode == "torsional" and record.num_torsions == 0:
-            return record.local_positions.expand(num, -1, -1).numpy().copy()
+    def _integrate(self, plan: list[tuple[MoleculeRecord, int]], generator: torch.Generator, make_batch) -> np.ndarray:
+        """Samples ``(sum n, N, 3)`` for a plan of ``(record, n)`` sharing one molecule, in plan order.
+
+        The records are integrated together, in batches of ``sample_batch_size`` systems.
+        """
+        records = [rec for rec, _ in plan]
+        keys = [i for i, (_, n) in enumerate(plan) for _ in range(n)]
+        num_atoms = records[0].num_atoms
+        if self.mode == "torsional" and records[0].num_torsions == 0:
+            return torch.stack([records[k].local_positions for k in keys]).to(torch.float64).numpy()
         out = []
-        for start in range(0, num, self.sample_batch_size):
-            n = min(self.sample_batch_size, num - start)
-            batch = make_batch([record], [0] * n)
+        for start in range(0, len(keys), self.sample_batch_size):
+            chunk = keys[start:start + self.sample_batch_size]
+            batch = make_batch(records, chunk)
             with torch.no_grad():
                 x1 = sample_terminal(self.controller, batch, self.schedule, self.grid, generator)
                 pos = batch.context.positions(x1.to(torch.float64) if self.mode == "torsional" else x1)
-            out.append(pos.to(torch.float64).reshape(n, record.num_atoms, 3))
+            out.append(pos.to(torch.float64).reshape(len(chunk), num_atoms, 3))
         return torch.cat(out).numpy()
 
     def generate(self, request: GenerationRequest) -> ConformerSet:
