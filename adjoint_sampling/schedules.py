@@ -41,6 +41,32 @@ class NoiseSchedule(ABC):
     def params(self) -> dict[str, Any]:
         """Constructor keyword arguments (so ``build_schedule(kind, **params)`` rebuilds it)."""
 
+    def time_of_nu(self, nu: Tensor) -> Tensor:
+        """Inverse of :meth:`nu`: the times in [0, 1] whose accumulated variance is ``nu`` (any shape).
+
+        Bisection in float64 (``nu`` is increasing), accurate to about 1e-12; ``nu`` outside
+        ``[0, nu_1]`` maps to 0 or 1. Returns float64.
+        """
+        target = nu.to(torch.float64)
+        lo, hi = torch.zeros_like(target), torch.ones_like(target)
+        for _ in range(45):
+            mid = 0.5 * (lo + hi)
+            below = self.nu(mid) < target
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        return 0.5 * (lo + hi)
+
+    def sample_times(self, n: int, noise_fraction: float, generator: torch.Generator | None,
+                     dtype: torch.dtype = torch.float64) -> Tensor:
+        """``n`` loss times: uniform on [0, 1], except a ``noise_fraction`` share drawn with density
+        ``sigma(t)^2 / nu_1`` (where the base process adds its noise). ``noise_fraction`` 0 draws
+        exactly ``torch.rand(n)``. Returns ``(n,)``."""
+        t = torch.rand(n, generator=generator, dtype=dtype)
+        if noise_fraction <= 0.0:
+            return t
+        pick = torch.rand(n, generator=generator, dtype=torch.float64) < noise_fraction
+        by_noise = self.time_of_nu(torch.rand(n, generator=generator, dtype=torch.float64) * self.nu1)
+        return torch.where(pick, by_noise.to(dtype), t)
+
     def bridge_mean_coef_and_var(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(nu_t / nu_1, nu_t (nu_1 - nu_t) / nu_1)`` of the base bridge at times ``t``."""
         nu_t = self.nu(t)

@@ -108,3 +108,24 @@ def test_time_grids():
         time_grid(10, "log")
     with pytest.raises(ConfigError, match="num_steps"):
         time_grid(0)
+
+
+@pytest.mark.parametrize("schedule", [GeometricSchedule(0.05, 3.0), LinearSchedule(2.0, 0.1)])
+def test_time_of_nu_inverts_nu(schedule):
+    t = torch.linspace(0.0, 1.0, 101, dtype=torch.float64)
+    assert torch.allclose(schedule.time_of_nu(schedule.nu(t)), t, atol=1e-10)
+    assert schedule.time_of_nu(torch.tensor([-1.0, 2 * schedule.nu1])).tolist() == pytest.approx([0.0, 1.0], abs=1e-10)
+
+
+def test_sample_times_follow_the_noise_density():
+    """Times drawn by noise have nu(t) / nu_1 ~ U(0, 1); fraction 0 is plain torch.rand."""
+    schedule = GeometricSchedule(0.05, 3.0)
+    t = schedule.sample_times(20_000, 1.0, torch.Generator().manual_seed(0))
+    u = (schedule.nu(t) / schedule.nu1).sort().values
+    grid = (torch.arange(20_000, dtype=torch.float64) + 0.5) / 20_000
+    assert (u - grid).abs().max() < 0.015  # Kolmogorov-Smirnov distance (1% critical value ~ 0.0115)
+    assert (t < 0.25).double().mean() > 0.7  # most of the noise is added early on this schedule
+    plain = schedule.sample_times(1000, 0.0, torch.Generator().manual_seed(3))
+    assert torch.equal(plain, torch.rand(1000, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    half = schedule.sample_times(20_000, 0.5, torch.Generator().manual_seed(1))
+    assert 0.5 < (half < 0.25).double().mean() < 0.7  # mixture: 0.5 * 0.25 + 0.5 * P_noise(t < 0.25)

@@ -196,6 +196,8 @@ def test_config_errors(tmp_path):
         build_problem({"kind": "synthetic", "system": "lj7"})
     with pytest.raises(ConfigError, match="unknown controller"):
         run_training_job(job_config_from_dict({"controller": {"name": "mlp"}}), tmp_path / "r")
+    with pytest.raises(ConfigError, match="loss_time_noise_fraction must be in"):
+        _tiny_config(loss_time_noise_fraction=1.5)
     cfg = load_job_config(REPO / "configs" / "dw4.yaml")
     assert cfg.problem == {"kind": "synthetic", "system": "dw4"} and cfg.trainer.iterations > 0
 
