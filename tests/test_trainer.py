@@ -316,3 +316,11 @@ def test_init_from_starts_a_run_from_checkpoint_weights(tmp_path):
         run_training_job(job_config_from_dict(other), tmp_path / "other")
     with pytest.raises(CheckpointError, match="not found"):
         run_training_job(job_config_from_dict({**base, "init_from": str(tmp_path / "nope.pt")}), tmp_path / "x")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_parses(path):
+    cfg = load_job_config(path)
+    assert cfg.trainer.iterations >= 1 and cfg.problem["kind"] in ("synthetic", "molecules")
+    if cfg.init_from:  # fine-tuning configs start from a file the repository or an earlier stage makes
+        assert cfg.init_from.endswith(".pt")
