@@ -26,6 +26,7 @@ __all__ = [
     "symmetric_rmsd_matrix",
     "rmsd_matrix",
     "prune_by_rmsd",
+    "prune_subset",
 ]
 
 log = logging.getLogger(__name__)
@@ -239,3 +240,18 @@ def prune_by_rmsd(mol: Chem.Mol, positions: np.ndarray, threshold: float) -> np.
         if not kept or float(distances[index, kept].min()) >= threshold:
             kept.append(index)
     return np.asarray(kept, dtype=np.int64)
+
+
+def prune_subset(
+    mol: Chem.Mol, positions: np.ndarray, indices: list[int], threshold: float, dropped: dict[str, int]
+) -> list[int]:
+    """:func:`prune_by_rmsd` on ``positions[indices]`` (``positions`` ``(B, N, 3)`` angstrom).
+
+    Returns the kept part of ``indices`` (in order) and adds the number pruned to ``dropped["pruned"]``.
+    """
+    if not indices:
+        return []
+    kept = [indices[i] for i in prune_by_rmsd(mol, positions[indices], threshold)]
+    if len(kept) < len(indices):
+        dropped["pruned"] = dropped.get("pruned", 0) + len(indices) - len(kept)
+    return kept

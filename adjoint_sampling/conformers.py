@@ -37,6 +37,17 @@ class GenerationRequest:
     multiplicity: int | None = None
     prune_rms: float | None = None
 
+    def validate(self) -> None:
+        """``ConfigError`` naming the first invalid option (the molecule is checked by the parser)."""
+        from adjoint_sampling.errors import ConfigError
+
+        if self.num_conformers < 1:
+            raise ConfigError(f"num_conformers must be >= 1, got {self.num_conformers}")
+        if self.relax not in RELAX_METHODS:
+            raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {self.relax!r}")
+        if self.prune_rms is not None and not self.prune_rms > 0:
+            raise ConfigError(f"prune_rms must be > 0 angstrom, got {self.prune_rms}")
+
 
 @dataclass
 class Conformer:

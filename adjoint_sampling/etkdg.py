@@ -18,9 +18,9 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import rdDistGeom
 
-from adjoint_sampling.conformer_ops import prune_by_rmsd
-from adjoint_sampling.conformers import RELAX_METHODS, Conformer, ConformerSet, GenerationRequest
-from adjoint_sampling.errors import ConfigError, InvalidMoleculeError
+from adjoint_sampling.conformer_ops import prune_subset
+from adjoint_sampling.conformers import Conformer, ConformerSet, GenerationRequest
+from adjoint_sampling.errors import InvalidMoleculeError
 from adjoint_sampling.molecules.checks import check_conformers
 from adjoint_sampling.molecules.graph import atomic_system
 from adjoint_sampling.molecules.parsing import ParsedMolecule, parse_smiles
@@ -87,14 +87,9 @@ class EtkdgGenerator:
 
         Raises:
             InvalidMoleculeError: bad SMILES (see :func:`parse_smiles`) or no conformer embeds.
-            ConfigError: unknown relax method, non-positive ``num_conformers`` or negative ``prune_rms``.
+            ConfigError: invalid request options (see :meth:`GenerationRequest.validate`).
         """
-        if request.num_conformers < 1:
-            raise ConfigError(f"num_conformers must be >= 1, got {request.num_conformers}")
-        if request.relax not in RELAX_METHODS:
-            raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {request.relax!r}")
-        if request.prune_rms is not None and not request.prune_rms >= 0:
-            raise ConfigError(f"prune_rms must be >= 0 angstrom, got {request.prune_rms}")
+        request.validate()
         parsed = parse_smiles(request.smiles, charge=request.charge, multiplicity=request.multiplicity)
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -141,10 +136,7 @@ class EtkdgGenerator:
 
         if request.prune_rms is not None and passed:
             tic = time.perf_counter()
-            kept_local = prune_by_rmsd(parsed.mol, positions[passed], float(request.prune_rms))
-            if len(kept_local) < len(passed):
-                dropped["pruned"] = len(passed) - len(kept_local)
-            passed = [passed[i] for i in kept_local]
+            passed = prune_subset(parsed.mol, positions, passed, float(request.prune_rms), dropped)
             timings["prune"] = time.perf_counter() - tic
         timings["total"] = time.perf_counter() - start
 

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from adjoint_sampling import __version__
 from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint
-from adjoint_sampling.conformer_ops import prune_by_rmsd
-from adjoint_sampling.conformers import RELAX_METHODS, Conformer, ConformerSet, GenerationRequest
+from adjoint_sampling.conformer_ops import prune_subset
+from adjoint_sampling.conformers import Conformer, ConformerSet, GenerationRequest
 from adjoint_sampling.errors import AdjointSamplingError, CheckpointError, ConfigError, InvalidMoleculeError
 from adjoint_sampling.molecular.cartesian_problem import cartesian_batch
 from adjoint_sampling.molecular.dataset import MoleculeRecord, prepare_molecule
@@ -213,12 +213,7 @@ class Sampler:
             InvalidMoleculeError: the molecule cannot be handled (reason in ``.reason``).
             ConfigError: invalid request options.
         """
-        if request.num_conformers < 1:
-            raise ConfigError(f"num_conformers must be >= 1, got {request.num_conformers}")
-        if request.relax not in RELAX_METHODS:
-            raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {request.relax!r}")
-        if request.prune_rms is not None and not request.prune_rms > 0:
-            raise ConfigError(f"prune_rms must be > 0 angstrom, got {request.prune_rms}")
+        request.validate()
         timings: dict[str, float] = {}
         start = time.perf_counter()
         record = self.prepare(request)
@@ -265,10 +260,9 @@ class Sampler:
 
         if request.prune_rms is not None and kept:
             tic = time.perf_counter()
-            keep_local = prune_by_rmsd(record.parsed.mol, positions[kept], float(request.prune_rms))
-            if len(keep_local) < len(kept):
-                dropped["pruned"] = len(kept) - len(keep_local)
-            kept, energies = [kept[i] for i in keep_local], [energies[i] for i in keep_local]
+            energy_of = dict(zip(kept, energies))
+            kept = prune_subset(record.parsed.mol, positions, kept, float(request.prune_rms), dropped)
+            energies = [energy_of[i] for i in kept]
             timings["prune"] = time.perf_counter() - tic
         timings["total"] = time.perf_counter() - start
 

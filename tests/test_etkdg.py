@@ -88,6 +88,8 @@ def test_bad_requests() -> None:
         generator.generate(GenerationRequest("CCO", num_conformers=2, relax="uff"))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="prune_rms"):
         generator.generate(GenerationRequest("CCO", num_conformers=2, prune_rms=-0.5))
+    with pytest.raises(ConfigError, match="prune_rms must be > 0"):  # same rule as the service and the sampler
+        generator.generate(GenerationRequest("CCO", num_conformers=2, prune_rms=0.0))
     with pytest.raises(InvalidMoleculeError) as info:
         generator.generate(GenerationRequest("CCO", num_conformers=2, charge=1))
     assert info.value.reason == "charge_mismatch"

@@ -8,7 +8,13 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import rdMolAlign
 
-from adjoint_sampling.conformer_ops import heavy_atom_symmetry, prune_by_rmsd, rmsd_matrix, symmetric_rmsd_matrix
+from adjoint_sampling.conformer_ops import (
+    heavy_atom_symmetry,
+    prune_by_rmsd,
+    prune_subset,
+    rmsd_matrix,
+    symmetric_rmsd_matrix,
+)
 from adjoint_sampling.etkdg import embed_etkdg
 from benchmarks.conformers.rmsd import heavy_atom_copy, validate_rmsd
 
@@ -121,6 +127,12 @@ def test_prune_by_rmsd_keeps_distinct_conformers_in_order() -> None:
     off_diagonal = distances[~np.eye(len(kept), dtype=bool)]
     assert (off_diagonal >= 0.05).all()
     assert prune_by_rmsd(mol, stack, 0.0).tolist() == list(range(len(stack)))
+
+    # on a subset: indices refer to the full stack, the pruned ones are counted
+    dropped = {"pruned": 1}
+    subset = [1, 0, 3]  # 1 duplicates 0 (translated), so 0 goes
+    assert prune_subset(mol, stack, subset, 0.05, dropped) == [1, 3] and dropped == {"pruned": 2}
+    assert prune_subset(mol, stack, [], 0.05, dropped) == [] and dropped == {"pruned": 2}
 
 
 def test_bad_shapes_are_refused() -> None:
