@@ -197,3 +197,23 @@ def test_sde_steps_override_and_sample_reuse(checkpoint_path):
     assert np.allclose(
         np.stack([c.positions for c in relaxed.conformers]), np.stack([c.positions for c in fresh.conformers])
     )
+
+
+def test_batched_samples_follow_the_local_structure_plan(sampler):
+    """All local structures are integrated in one batch; sample i must come from its plan entry
+    (torsional moves keep every bond length of the local structure they start from)."""
+    record = sampler.prepare(GenerationRequest("CC(O)C(N)CCOC", num_conformers=10, seed=1))
+    plan = sampler.local_structure_plan(record, 10, 1)
+    assert [n for _, n in plan] == [4, 3, 3]  # ceil(10 / 4) structures, an even split
+    samples = torch.from_numpy(sampler.sample_positions(record, 10, 1))
+    bonds = torch.tensor([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in record.parsed.mol.GetBonds()])
+
+    def lengths(pos):
+        return (pos[..., bonds[:, 0], :] - pos[..., bonds[:, 1], :]).norm(dim=-1)
+
+    owner = [i for i, (_, n) in enumerate(plan) for _ in range(n)]
+    for k, i in enumerate(owner):
+        own = lengths(plan[i][0].local_positions)
+        assert torch.allclose(lengths(samples[k]), own, atol=1e-6)
+        others = [j for j in range(len(plan)) if j != i]
+        assert all(not torch.allclose(lengths(samples[k]), lengths(plan[j][0].local_positions), atol=1e-6) for j in others)
