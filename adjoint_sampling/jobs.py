@@ -18,7 +18,7 @@ from adjoint_sampling.distributed import init_distributed, shutdown_distributed
 from adjoint_sampling.errors import ConfigError
 from adjoint_sampling.problem import TrainingProblem
 from adjoint_sampling.schedules import build_schedule
-from adjoint_sampling.trainer import Trainer, TrainingCounters
+from adjoint_sampling.trainer import Trainer, TrainingCounters, has_training_state
 
 __all__ = ["register_problem", "build_problem", "run_training_job", "PROBLEM_MODULES"]
 
@@ -102,7 +102,7 @@ def run_training_job(
         hparams = {**(defaults() if callable(defaults) else {}), **cfg.controller.hparams}
         torch.manual_seed(cfg.trainer.seed)  # same initial weights on every rank
         controller = build_controller(cfg.controller.name, hparams)
-        if cfg.init_from:  # a resumed run overwrites these weights with its own state
+        if cfg.init_from and not has_training_state(run_dir):  # a resumed run continues from its own state
             load_controller_weights(controller, cfg.init_from, cfg.controller.name)
             log.info("controller weights initialised from %s", cfg.init_from)
         if dist_ctx.is_main:

@@ -45,9 +45,19 @@ from adjoint_sampling.schedules import NoiseSchedule
 from adjoint_sampling.sde import integrate
 from adjoint_sampling.time_grids import time_grid
 
-__all__ = ["TrainerConfig", "TrainingCounters", "Trainer", "sample_terminal"]
+__all__ = ["TrainerConfig", "TrainingCounters", "Trainer", "sample_terminal", "training_state_dir", "has_training_state"]
 
 log = logging.getLogger(__name__)
+
+
+def training_state_dir(run_dir: str | Path) -> Path:
+    """Where a run keeps its resumable state (``train_state/`` in the run directory)."""
+    return Path(run_dir) / "train_state"
+
+
+def has_training_state(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a complete training state to resume from."""
+    return (training_state_dir(run_dir) / "latest.json").is_file()
 
 
 @dataclass
@@ -184,7 +194,7 @@ class Trainer:
     # ------------------------------------------------------------------ paths
     @property
     def state_dir(self) -> Path:
-        return self.run_dir / "train_state"
+        return training_state_dir(self.run_dir)
 
     @property
     def metrics_path(self) -> Path:
@@ -227,7 +237,7 @@ class Trainer:
             shutil.rmtree(self.state_dir / old, ignore_errors=True)
 
     def has_state(self) -> bool:
-        return (self.state_dir / "latest.json").is_file()
+        return has_training_state(self.run_dir)
 
     def load_state(self) -> None:
         """Restore the last complete checkpoint (``CheckpointError`` if it is unreadable)."""

@@ -317,6 +317,11 @@ def test_init_from_starts_a_run_from_checkpoint_weights(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         run_training_job(job_config_from_dict({**base, "init_from": str(tmp_path / "nope.pt")}), tmp_path / "x")
 
+    # resuming continues from the run's own state: the init_from file is no longer needed
+    (tmp_path / "source.pt").unlink()
+    longer = {**base, "trainer": {**base["trainer"], "iterations": 2}, "init_from": str(tmp_path / "source.pt")}
+    assert run_training_job(job_config_from_dict(longer), tmp_path / "tuned").iteration == 2
+
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_parses(path):
