@@ -10,6 +10,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from adjoint_sampling.errors import ConfigError
+
 RelaxMethod = Literal["none", "mmff", "xtb"]
 RELAX_METHODS: tuple[str, ...] = ("none", "mmff", "xtb")
 
@@ -39,8 +41,6 @@ class GenerationRequest:
 
     def validate(self) -> None:
         """``ConfigError`` naming the first invalid option (the molecule is checked by the parser)."""
-        from adjoint_sampling.errors import ConfigError
-
         if self.num_conformers < 1:
             raise ConfigError(f"num_conformers must be >= 1, got {self.num_conformers}")
         if self.relax not in RELAX_METHODS:
