@@ -383,7 +383,6 @@ class Trainer:
             self.load_state()
         if not self.dist.all_equal(self.counters.iteration):
             raise CheckpointError("ranks resumed at different iterations")
-        cfg = self.config
         previous = signal.getsignal(signal.SIGTERM)
         try:
             signal.signal(signal.SIGTERM, self._request_stop)
