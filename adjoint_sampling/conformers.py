@@ -29,6 +29,9 @@ class GenerationRequest:
             disagrees with the SMILES is refused, never silently replaced.
         multiplicity: spin multiplicity; ``None`` takes it from the SMILES radicals (1 if none).
         prune_rms: if set, drop conformers within this heavy-atom RMSD (angstrom) of a kept one.
+        relax_steps: most optimiser iterations of the relaxation (``None``: the backend's default,
+            ``adjoint_sampling.relax.DEFAULT_MAX_STEPS``); fewer is faster and leaves conformers
+            less relaxed. Only with ``relax`` other than ``"none"``.
     """
 
     smiles: str
@@ -38,6 +41,7 @@ class GenerationRequest:
     charge: int | None = None
     multiplicity: int | None = None
     prune_rms: float | None = None
+    relax_steps: int | None = None
 
     def validate(self) -> None:
         """``ConfigError`` naming the first invalid option (the molecule is checked by the parser)."""
@@ -47,6 +51,15 @@ class GenerationRequest:
             raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {self.relax!r}")
         if self.prune_rms is not None and not self.prune_rms > 0:
             raise ConfigError(f"prune_rms must be > 0 angstrom, got {self.prune_rms}")
+        if self.relax_steps is not None:
+            if self.relax == "none":
+                raise ConfigError("relax_steps needs a relaxation (relax is 'none')")
+            if self.relax_steps < 1:
+                raise ConfigError(f"relax_steps must be >= 1, got {self.relax_steps}")
+
+    def relax_options(self) -> dict[str, int]:
+        """Keyword arguments of :func:`adjoint_sampling.relax.relax` this request asks for."""
+        return {} if self.relax_steps is None else {"max_steps": int(self.relax_steps)}
 
 
 @dataclass

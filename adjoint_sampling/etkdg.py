@@ -117,7 +117,7 @@ class EtkdgGenerator:
         energy_model: str | None = None
         if request.relax != "none":
             tic = time.perf_counter()
-            positions, energies, failed = _relax(parsed, positions, request.relax, self.num_threads)
+            positions, energies, failed = _relax(parsed, positions, request, self.num_threads)
             timings["relax"] = time.perf_counter() - tic
             energy_model = request.relax
             if failed:
@@ -163,11 +163,13 @@ _THREAD_OPTION: dict[str, str] = {"mmff": "num_threads", "xtb": "num_workers"}
 
 
 def _relax(
-    parsed: ParsedMolecule, positions: np.ndarray, method: str, num_threads: int
+    parsed: ParsedMolecule, positions: np.ndarray, request: GenerationRequest, num_threads: int
 ) -> tuple[np.ndarray, list[float | None], int]:
-    """Relax ``positions`` ``(B, N, 3)``; returns new positions, energies (kcal/mol, None if failed), failures."""
+    """Relax ``positions`` ``(B, N, 3)`` as ``request`` asks; returns new positions, energies
+    (kcal/mol, None if failed), failures."""
+    method = request.relax
     options = {_THREAD_OPTION[method]: num_threads} if method in _THREAD_OPTION else {}
-    result = relax(atomic_system(parsed), torch.as_tensor(positions), method, **options)
+    result = relax(atomic_system(parsed), torch.as_tensor(positions), method, **request.relax_options(), **options)
     new_positions = result.positions.detach().cpu().numpy().astype(np.float64)
     ok = result.ok.detach().cpu().numpy().astype(bool)
     energy = result.energy.detach().cpu().numpy().astype(np.float64)

@@ -241,7 +241,7 @@ class Sampler:
         energy_model: str | None = None
         if kept and request.relax != "none":
             tic = time.perf_counter()
-            result = relax(record.system, torch.from_numpy(positions[kept]), request.relax)
+            result = relax(record.system, torch.from_numpy(positions[kept]), request.relax, **request.relax_options())
             relaxed = positions.copy()
             relaxed[kept] = result.positions.numpy()
             failed = [i for i, good in zip(kept, result.ok.tolist()) if not good]

@@ -14,6 +14,7 @@ dihedral angle) changes sign too: the output is a pseudoscalar (irrep ``0o``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,6 +42,62 @@ def gaussian_rbf(distance: Tensor, cutoff: float, num: int) -> Tensor:
 
 def _mlp(n_in: int, hidden: int, n_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(n_in, hidden), nn.SiLU(), nn.Linear(hidden, n_out))
+
+
+@dataclass(frozen=True)
+class AtomView:
+    """The atoms a controller's graph is built on: all atoms, or the heavy atoms only.
+
+    Attributes:
+        positions: ``(A', 3)`` angstrom.
+        atom_features: ``(A', F)``.
+        atom_system: ``(A',)`` long, system of every atom (atoms of a system contiguous).
+        bond_index: ``(2, E')`` long, bonds between kept atoms, indices into the view.
+        bond_features: ``(E', Fb)``.
+        torsion_bonds: ``(M, 2)`` long, the rotatable bonds (b, c), indices into the view.
+        torsion_system: ``(M,)`` long.
+        num_systems: B.
+    """
+
+    positions: Tensor
+    atom_features: Tensor
+    atom_system: Tensor
+    bond_index: Tensor
+    bond_features: Tensor
+    torsion_bonds: Tensor
+    torsion_system: Tensor
+    num_systems: int
+
+    @property
+    def num_atoms(self) -> int:
+        return int(self.atom_system.shape[0])
+
+
+def atom_view(ctx: Any, pos: Tensor, heavy_atoms_only: bool) -> AtomView:
+    """The :class:`AtomView` of a torsional context at positions ``pos`` ``(A, 3)``.
+
+    With ``heavy_atoms_only`` hydrogens are left out (their count stays in the atom features),
+    which makes the radius graph several times smaller. Rotatable bonds join heavy atoms.
+    """
+    graph = ctx.graph
+    view = AtomView(
+        pos, graph.atom_features, graph.atom_system, graph.bond_index, graph.bond_features,
+        ctx.torsion_bonds, ctx.torsion_system, graph.num_systems,
+    )
+    if not heavy_atoms_only:
+        return view
+    keep = graph.atomic_numbers > 1
+    kept = keep.nonzero().flatten()
+    index = torch.full_like(graph.atomic_numbers, -1)
+    index[kept] = torch.arange(kept.shape[0], device=kept.device)
+    bonds = keep[graph.bond_index[0]] & keep[graph.bond_index[1]]
+    torsion_bonds = index[ctx.torsion_bonds]
+    if bool((torsion_bonds < 0).any()):
+        raise ValueError("a rotatable bond ends on a hydrogen; use heavy_atoms_only=False")
+    return AtomView(
+        pos[kept], graph.atom_features[kept], graph.atom_system[kept], index[graph.bond_index[:, bonds]],
+        graph.bond_features[bonds], torsion_bonds, ctx.torsion_system, graph.num_systems,
+    )
 
 
 class TensorProductConv(nn.Module):
@@ -96,6 +153,8 @@ class TorsionalController(nn.Module):
         cutoff: radius graph and bond readout cutoff (angstrom).
         num_rbf: Gaussians in the distance expansion.
         time_dim: width of the time embedding (even).
+        heavy_atoms_only: build the graph on heavy atoms only (hydrogens enter as the H-count
+            feature of their heavy atom): several times cheaper, hydrogens unseen.
     """
 
     def __init__(
@@ -109,6 +168,7 @@ class TorsionalController(nn.Module):
         num_rbf: int = 12,
         time_dim: int = 16,
         hidden: int = 32,
+        heavy_atoms_only: bool = False,
     ):
         super().__init__()
         if not 1 <= num_layers <= 4:
@@ -116,7 +176,9 @@ class TorsionalController(nn.Module):
         self.hparams: dict[str, Any] = dict(
             num_atom_features=num_atom_features, num_bond_features=num_bond_features, scalars=scalars,
             vectors=vectors, num_layers=num_layers, cutoff=cutoff, num_rbf=num_rbf, time_dim=time_dim, hidden=hidden,
+            heavy_atoms_only=bool(heavy_atoms_only),
         )
+        self.heavy_atoms_only = bool(heavy_atoms_only)
         self.cutoff, self.num_rbf, self.time_dim = float(cutoff), int(num_rbf), int(time_dim)
         ns, nv = scalars, vectors
         self.irreps_sh = o3.Irreps.spherical_harmonics(2)
@@ -144,14 +206,14 @@ class TorsionalController(nn.Module):
 
     def forward(self, t: Tensor, x: Tensor, batch: Any) -> Tensor:
         ctx = batch.context
-        graph = ctx.graph
         dtype = self.gate[0].weight.dtype
-        pos = ctx.positions(x.to(dtype)).to(dtype)
+        view = atom_view(ctx, ctx.positions(x.to(dtype)).to(dtype), self.heavy_atoms_only)
+        pos = view.positions
         t_emb = time_embedding(t.to(dtype), self.time_dim)
-        atom_t = t_emb[graph.atom_system]
-        h = self.node_embedding(torch.cat([graph.atom_features.to(dtype), atom_t], dim=-1))
+        atom_t = t_emb[view.atom_system]
+        h = self.node_embedding(torch.cat([view.atom_features.to(dtype), atom_t], dim=-1))
 
-        edges, bond_attr, is_bond = self._edges(graph, pos)
+        edges, bond_attr, is_bond = self._edges(view)
         vec = pos[edges[1]] - pos[edges[0]]
         dist = vec.norm(dim=-1)
         edge_attr = self.edge_embedding(
@@ -161,35 +223,35 @@ class TorsionalController(nn.Module):
         for conv in self.convs:
             h = conv(h, edges[0], edges[1], edge_sh, edge_attr, h.shape[0])
 
-        return self._bond_readout(h, pos, ctx, t_emb)
+        return self._bond_readout(h, view, t_emb)
 
-    def _edges(self, graph: Any, pos: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _edges(self, view: AtomView) -> tuple[Tensor, Tensor, Tensor]:
         """Bond edges (with features) plus non-bonded pairs within the cutoff (zero features)."""
-        radius = pairs_within_systems(graph.atom_system, pos, self.cutoff)
-        num_atoms = graph.num_atoms
-        bond_keys = graph.bond_index[0] * num_atoms + graph.bond_index[1]
+        radius = pairs_within_systems(view.atom_system, view.positions, self.cutoff)
+        num_atoms = view.num_atoms
+        bond_keys = view.bond_index[0] * num_atoms + view.bond_index[1]
         nonbond = radius[:, ~torch.isin(radius[0] * num_atoms + radius[1], bond_keys)]
-        edges = torch.cat([graph.bond_index, nonbond], dim=1)
-        bond_attr = torch.cat([graph.bond_features, graph.bond_features.new_zeros((nonbond.shape[1], graph.bond_features.shape[1]))])
-        is_bond = torch.cat([torch.ones(graph.bond_index.shape[1], dtype=torch.bool), torch.zeros(nonbond.shape[1], dtype=torch.bool)])
-        return edges, bond_attr, is_bond.to(pos.device)
+        edges = torch.cat([view.bond_index, nonbond], dim=1)
+        bond_attr = torch.cat([view.bond_features, view.bond_features.new_zeros((nonbond.shape[1], view.bond_features.shape[1]))])
+        is_bond = torch.cat([torch.ones(view.bond_index.shape[1], dtype=torch.bool), torch.zeros(nonbond.shape[1], dtype=torch.bool)])
+        return edges, bond_attr, is_bond.to(view.positions.device)
 
-    def _bond_readout(self, h: Tensor, pos: Tensor, ctx: Any, t_emb: Tensor) -> Tensor:
+    def _bond_readout(self, h: Tensor, view: AtomView, t_emb: Tensor) -> Tensor:
         """One pseudoscalar per torsion row: ``(M, 1)``."""
-        num_torsions = ctx.torsion_bonds.shape[0]
+        num_torsions = view.torsion_bonds.shape[0]
+        pos = view.positions
         if num_torsions == 0:
             return pos.new_zeros((0, 1))
-        graph = ctx.graph
-        b, c = ctx.torsion_bonds[:, 0], ctx.torsion_bonds[:, 1]
+        b, c = view.torsion_bonds[:, 0], view.torsion_bonds[:, 1]
         centre = 0.5 * (pos[b] + pos[c])
         axis = pos[c] - pos[b]
         # candidate (torsion, atom) pairs: all atoms of the torsion's system within the cutoff
-        counts = torch.bincount(graph.atom_system, minlength=graph.num_systems)
+        counts = torch.bincount(view.atom_system, minlength=view.num_systems)
         starts = torch.cumsum(counts, 0) - counts
         max_n = int(counts.max())
         offsets = torch.arange(max_n, device=pos.device)
-        atom = starts[ctx.torsion_system][:, None] + offsets[None, :]
-        valid = offsets[None, :] < counts[ctx.torsion_system][:, None]
+        atom = starts[view.torsion_system][:, None] + offsets[None, :]
+        valid = offsets[None, :] < counts[view.torsion_system][:, None]
         atom = torch.where(valid, atom, torch.zeros_like(atom))
         rel = pos[atom] - centre[:, None, :]
         valid &= rel.norm(dim=-1) < self.cutoff
@@ -200,7 +262,7 @@ class TorsionalController(nn.Module):
         axis_sh = o3.spherical_harmonics("2e", axis, normalize=True, normalization="component")
         edge_sh = o3.spherical_harmonics(self.irreps_sh, rel, normalize=True, normalization="component")
         combined = self.bond_sh(edge_sh, axis_sh[tor_idx])
-        tor_t = t_emb[ctx.torsion_system]
+        tor_t = t_emb[view.torsion_system]
         weights_in = torch.cat([gaussian_rbf(rel.norm(dim=-1), self.cutoff, self.num_rbf), tor_t[tor_idx]], dim=-1)
         out = self.readout(h, atom_idx, tor_idx, combined, weights_in, num_torsions)
         pseudo, invariant = out[:, : self.scalars], out[:, self.scalars :]

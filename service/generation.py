@@ -31,6 +31,10 @@ def validate_options(options: GenerationOptions, settings: ServiceSettings) -> N
             "above_cap",
             f"n_conformers: {options.n_conformers} is above the cap of {settings.max_conformers}",
         )
+    if options.relax_steps is not None and options.relax == "none":
+        raise ApiError(
+            422, "relax_steps", "needs_relax", "relax_steps: only meaningful with a relaxation; set relax to mmff or xtb"
+        )
 
 
 def validate_molecule(molecule: MoleculeInput, settings: ServiceSettings, field_prefix: str = "") -> ParsedMolecule:
@@ -74,6 +78,7 @@ def generation_request(molecule: MoleculeInput, options: GenerationOptions) -> G
         charge=molecule.charge,
         multiplicity=molecule.multiplicity,
         prune_rms=options.prune_rms,
+        relax_steps=options.relax_steps,
     )
 
 

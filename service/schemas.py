@@ -39,6 +39,9 @@ class GenerationOptions(_Strict):
     prune_rms: float | None = Field(
         None, gt=0, le=10, description="drop conformers within this heavy-atom RMSD (angstrom) of a kept one"
     )
+    relax_steps: int | None = Field(
+        None, ge=1, le=10000, description="most optimiser iterations of the relaxation (default 500); needs relax"
+    )
     format: OutputFormat = Field("json", description="json: positions inline; sdf / xyz: a file in `content`")
 
 

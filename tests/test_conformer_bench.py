@@ -150,9 +150,13 @@ def test_method_parsing() -> None:
     assert [m.name for m in parse_methods(None, None)] == ["etkdg", "etkdg+mmff"]
     assert [m.name for m in parse_methods(None, Path("model.pt"))] == ["etkdg", "etkdg+mmff", "sampler", "sampler+mmff"]
     spec = parse_methods("etkdg+xtb", None)[0]
-    assert (spec.generator, spec.relax) == ("etkdg", "xtb")
+    assert (spec.generator, spec.relax, spec.relax_steps) == ("etkdg", "xtb", None)
+    capped = parse_methods("etkdg+mmff,etkdg+mmff@50", None)
+    assert [(m.name, m.relax, m.relax_steps) for m in capped] == [("etkdg+mmff", "mmff", None), ("etkdg+mmff@50", "mmff", 50)]
     for bad, message in [("rdkit", "generator 'rdkit'"), ("etkdg+uff", "relaxation 'uff'"), ("etkdg,etkdg", "twice"),
-                         ("sampler", "needs --checkpoint"), ("etkdg+none", "relaxation 'none'")]:
+                         ("sampler", "needs --checkpoint"), ("etkdg+none", "relaxation 'none'"),
+                         ("etkdg+mmff@0", "positive integer"), ("etkdg+mmff@ten", "positive integer"),
+                         ("etkdg+@5", "relaxation 'none'"), ("etkdg+mmff@5,etkdg+mmff@5", "twice")]:
         with pytest.raises(ConfigError, match=message):
             parse_methods(bad, None)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -90,9 +92,26 @@ def test_bad_requests() -> None:
         generator.generate(GenerationRequest("CCO", num_conformers=2, prune_rms=-0.5))
     with pytest.raises(ConfigError, match="prune_rms must be > 0"):  # same rule as the service and the sampler
         generator.generate(GenerationRequest("CCO", num_conformers=2, prune_rms=0.0))
+    with pytest.raises(ConfigError, match="relax_steps needs a relaxation"):
+        generator.generate(GenerationRequest("CCO", num_conformers=2, relax_steps=10))
+    with pytest.raises(ConfigError, match="relax_steps must be >= 1"):
+        generator.generate(GenerationRequest("CCO", num_conformers=2, relax="mmff", relax_steps=0))
     with pytest.raises(InvalidMoleculeError) as info:
         generator.generate(GenerationRequest("CCO", num_conformers=2, charge=1))
     assert info.value.reason == "charge_mismatch"
+
+
+def test_relax_steps_caps_the_relaxation() -> None:
+    """Fewer optimiser iterations leave conformers higher in energy than a full relaxation."""
+    generator = EtkdgGenerator()
+    request = GenerationRequest("CCCCOCCCCO", num_conformers=6, seed=3, relax="mmff")
+    energies = {}
+    for steps in (1, 3, None):
+        result = generator.generate(dataclasses.replace(request, relax_steps=steps))
+        energies[steps] = np.array([c.energy for c in result.conformers])
+    assert len(energies[1]) == len(energies[None]) == 6
+    assert (energies[1] > energies[None] + 1e-3).all()
+    assert energies[1].mean() > energies[3].mean() > energies[None].mean()
 
 
 def test_xtb_relaxation_reports_xtb_energies() -> None:

@@ -79,6 +79,8 @@ def test_sdf_input_keeps_stereo(model, tmp_path):
         (["missing.smi"], "input file 'missing.smi' does not exist"),
         (["CCO", "-n", "0"], "-n must be between 1 and"),
         (["CCO", "--prune-rms", "-1"], "--prune-rms must be > 0"),
+        (["CCO", "--relax-steps", "20"], "--relax-steps must be >= 1 and needs --relax"),
+        (["CCO", "--relax", "mmff", "--relax-steps", "0"], "--relax-steps must be >= 1"),
         (["C[Se]C"], "unsupported element(s) Se"),
     ],
 )

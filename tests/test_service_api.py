@@ -115,6 +115,14 @@ def test_prune_rms_drops_duplicates_and_says_so(client):
     assert data["num_returned"] == 1 and data["dropped"] == {"pruned": 4} and data["num_dropped"] == 4
 
 
+def test_relax_steps_caps_the_relaxation(client):
+    body = {"smiles": "CCCCOCCCCO", "n_conformers": 4, "relax": "mmff", "seed": 2}
+    full = [c["energy_kcal_mol"] for c in _post(client, body).json()["conformers"]]
+    capped = [c["energy_kcal_mol"] for c in _post(client, dict(body, relax_steps=1)).json()["conformers"]]
+    assert len(full) == len(capped) == 4
+    assert sum(capped) > sum(full) + 1e-3
+
+
 def test_charge_and_multiplicity(client):
     ok = _post(client, {"smiles": "C[NH3+]", "charge": 1, "n_conformers": 1})
     assert ok.status_code == 200 and ok.json()["charge"] == 1
@@ -166,6 +174,8 @@ BAD_INPUTS = [
     ("relax_unknown", {"smiles": "CCO", "relax": "uff"}, "relax", "literal_error", "'none', 'mmff' or 'xtb'"),
     ("format_unknown", {"smiles": "CCO", "format": "pdb"}, "format", "literal_error", "'sdf', 'xyz' or 'json'"),
     ("prune_zero", {"smiles": "CCO", "prune_rms": 0}, "prune_rms", "greater_than", "greater than 0"),
+    ("relax_steps_zero", {"smiles": "CCO", "relax": "mmff", "relax_steps": 0}, "relax_steps", "greater_than_equal", ""),
+    ("relax_steps_no_relax", {"smiles": "CCO", "relax_steps": 20}, "relax_steps", "needs_relax", "set relax to"),
     ("unknown_field", {"smiles": "CCO", "n_conformer": 3}, "n_conformer", "extra_forbidden", "not permitted"),
     ("body_is_list", ["CCO"], "body", "model_attributes_type", ""),
     ("body_is_string", "CCO", "body", "model_attributes_type", ""),

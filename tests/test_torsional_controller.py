@@ -26,10 +26,14 @@ def records() -> list[MoleculeRecord]:
     return prepare_molecules(SMILES)
 
 
-@pytest.fixture(scope="module")
-def controller() -> torch.nn.Module:
+@pytest.fixture(scope="module", params=[False, True], ids=["all_atoms", "heavy_atoms"])
+def controller(request) -> torch.nn.Module:
+    """Every symmetry test runs on the all-atom graph and on the heavy-atom graph."""
     torch.manual_seed(0)
-    net = build_controller("torsional", {"num_atom_features": ATOM_FEATURE_DIM, "num_bond_features": BOND_FEATURE_DIM})
+    net = build_controller(
+        "torsional",
+        {"num_atom_features": ATOM_FEATURE_DIM, "num_bond_features": BOND_FEATURE_DIM, "heavy_atoms_only": request.param},
+    )
     return net.double().eval()
 
 
@@ -113,3 +117,28 @@ def test_invariant_under_atom_permutation(controller, records):
     m = rec.num_torsions
     reordered = out_new.reshape(len(keys), m)[:, order].reshape(-1, 1)
     assert torch.allclose(reordered, out, atol=1e-8 * float(out.abs().max()) + 1e-12)
+
+
+def test_heavy_atom_graph_ignores_hydrogen_positions(records):
+    """The heavy-atom controller does not see where the hydrogens are; the all-atom one does."""
+    rec = records[1]
+    keys = [0, 0]
+    t, x = _inputs([rec], keys, seed=5)
+    hydrogens = rec.parsed.mol.GetNumAtoms() - rec.parsed.mol.GetNumHeavyAtoms()
+    assert hydrogens > 0
+    is_h = torch.tensor([a.GetAtomicNum() == 1 for a in rec.parsed.mol.GetAtoms()])
+    shift = torch.zeros_like(rec.local_positions)
+    shift[is_h] = 0.3
+    moved = [dataclasses.replace(rec, local_positions=rec.local_positions + shift)]
+    outs = {}
+    for heavy in (False, True):
+        torch.manual_seed(0)
+        net = build_controller(
+            "torsional",
+            {"num_atom_features": ATOM_FEATURE_DIM, "num_bond_features": BOND_FEATURE_DIM, "heavy_atoms_only": heavy},
+        ).double().eval()
+        outs[heavy] = (_run(net, [rec], keys, t, x), _run(net, moved, keys, t, x))
+    plain, shifted = outs[True]
+    assert torch.allclose(plain, shifted, atol=1e-12)
+    plain, shifted = outs[False]
+    assert (plain - shifted).abs().max() > 1e-4 * plain.abs().max()

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint path, or 'etkdg' (default: the shipped model)")
     parser.add_argument("--relax", choices=list(RELAX_METHODS), default="none", help="relax every conformer")
     parser.add_argument("--prune-rms", type=float, default=None, help="drop conformers within this heavy-atom RMSD (A)")
+    parser.add_argument(
+        "--relax-steps", type=int, default=None, help="most optimiser iterations of --relax (default 500); fewer is faster"
+    )
 
 
 def read_input_molecules(text: str) -> list[str]:
@@ -89,7 +92,8 @@ def _summary(cs: ConformerSet) -> str:
 def _generate_all(generator, smiles_list: list[str], args: argparse.Namespace) -> Iterator[ConformerSet | str]:
     for smiles in smiles_list:
         request = GenerationRequest(
-            smiles=smiles, num_conformers=args.num_conformers, seed=args.seed, relax=args.relax, prune_rms=args.prune_rms
+            smiles=smiles, num_conformers=args.num_conformers, seed=args.seed, relax=args.relax, prune_rms=args.prune_rms,
+            relax_steps=args.relax_steps,
         )
         try:
             yield generator.generate(request)
@@ -106,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"-n must be between 1 and {MAX_CONFORMERS}, got {args.num_conformers}")
     if args.prune_rms is not None and not args.prune_rms > 0:
         raise ConfigError(f"--prune-rms must be > 0 angstrom, got {args.prune_rms}")
+    if args.relax_steps is not None and (args.relax == "none" or args.relax_steps < 1):
+        raise ConfigError(f"--relax-steps must be >= 1 and needs --relax mmff or xtb, got {args.relax_steps} with --relax {args.relax}")
     smiles_list = read_input_molecules(args.input)
     generator = load_generator(args.model)
     fmt = _output_format(args)

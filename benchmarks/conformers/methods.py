@@ -1,9 +1,9 @@
 """The methods a conformer benchmark run compares, and how each one is built.
 
-A method is ``GENERATOR[+RELAX]``: a :class:`~adjoint_sampling.conformers.ConformerGenerator`
+A method is ``GENERATOR[+RELAX[@STEPS]]``: a :class:`~adjoint_sampling.conformers.ConformerGenerator`
 from :data:`GENERATORS` and the relaxation it is asked for in its
 :class:`~adjoint_sampling.conformers.GenerationRequest` (``"etkdg"``, ``"etkdg+mmff"``,
-``"sampler+xtb"``, ...). Adding a generator is one entry in :data:`GENERATORS`.
+``"sampler+xtb"``, ``"sampler+mmff@50"``: at most 50 optimiser iterations, ...). Adding a generator is one entry in :data:`GENERATORS`.
 """
 
 from __future__ import annotations
@@ -76,17 +76,28 @@ DEFAULT_METHODS: tuple[str, ...] = ("etkdg", "etkdg+mmff")
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One compared method, e.g. ``MethodSpec("etkdg+mmff", "etkdg", "mmff")``."""
+    """One compared method, e.g. ``MethodSpec("etkdg+mmff", "etkdg", "mmff")``.
+
+    ``relax_steps``: most optimiser iterations of the relaxation (``None``: the default).
+    """
 
     name: str
     generator: str
     relax: str
+    relax_steps: int | None = None
 
 
 def parse_method(name: str) -> MethodSpec:
-    """``"GENERATOR"`` or ``"GENERATOR+RELAX"`` -> :class:`MethodSpec` (ConfigError if unknown)."""
+    """``"GENERATOR"``, ``"GENERATOR+RELAX"`` or ``"GENERATOR+RELAX@STEPS"`` -> :class:`MethodSpec`
+    (ConfigError if unknown)."""
     text = name.strip()
     generator, _, relax = text.partition("+")
+    relax, at, steps_text = relax.partition("@")
+    relax_steps: int | None = None
+    if at:
+        if not steps_text.isdigit() or int(steps_text) < 1:
+            raise ConfigError(f"method {text!r}: relaxation steps after '@' must be a positive integer, got {steps_text!r}")
+        relax_steps = int(steps_text)
     relax = relax or "none"
     if generator not in GENERATORS:
         raise ConfigError(f"unknown method {text!r}: generator {generator!r} is not one of {', '.join(GENERATORS)}")
@@ -95,7 +106,9 @@ def parse_method(name: str) -> MethodSpec:
             f"unknown method {text!r}: relaxation {relax!r} is not one of {', '.join(r for r in RELAX_METHODS if r != 'none')}"
         )
     canonical = generator if relax == "none" else f"{generator}+{relax}"
-    return MethodSpec(name=canonical, generator=generator, relax=relax)
+    if relax_steps is not None:
+        canonical += f"@{relax_steps}"
+    return MethodSpec(name=canonical, generator=generator, relax=relax, relax_steps=relax_steps)
 
 
 def parse_methods(text: str | None, checkpoint: Path | None) -> list[MethodSpec]:

@@ -211,7 +211,8 @@ def evaluate_molecule(
         record = dict(base, method=spec.name)
         generator = _generator(spec.generator, config.checkpoint, 1, config.sde_steps)
         request = GenerationRequest(
-            smiles=molecule.smiles, num_conformers=num_conformers, seed=config.seed, relax=spec.relax  # type: ignore[arg-type]
+            smiles=molecule.smiles, num_conformers=num_conformers, seed=config.seed, relax=spec.relax,  # type: ignore[arg-type]
+            relax_steps=spec.relax_steps,
         )
         wall0, cpu0 = time.perf_counter(), time.process_time()
         try:
