@@ -199,3 +199,13 @@ def test_trained_sampler_plugs_in_from_a_checkpoint(data_dir: Path, tmp_path: Pa
         assert record["num_compared"] == record["num_valid"] <= record["num_generated"]
         assert 0.0 <= record["cov_r"][-1] <= 1.0 and record["amr_r"] > 0
     assert records[("m_a", "sampler+mmff")]["num_compared"] >= 1
+    # --sampler-energy swaps the backend of the reported energies, not the samples
+    from adjoint_sampling.conformers import GenerationRequest
+    from benchmarks.conformers.methods import MethodOptions, build_generator
+
+    request = GenerationRequest("CCCO", num_conformers=3, seed=1)
+    own = build_generator("sampler", MethodOptions(checkpoint=checkpoint)).generate(request)
+    xtb = build_generator("sampler", MethodOptions(checkpoint=checkpoint, sampler_energy="xtb")).generate(request)
+    assert (own.energy_model, xtb.energy_model) == ("mmff", "xtb")
+    np.testing.assert_array_equal(np.stack([c.positions for c in own.conformers]), np.stack([c.positions for c in xtb.conformers]))
+    assert [c.energy for c in own.conformers] != [c.energy for c in xtb.conformers]

@@ -38,11 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_data_arguments(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output folder (default: %(default)s)")
     run.add_argument("--methods", default=None,
-                     help="comma-separated GENERATOR[+RELAX], e.g. etkdg,etkdg+mmff,etkdg+xtb,sampler,sampler+mmff "
+                     help="comma-separated GENERATOR[+RELAX[@STEPS]], e.g. etkdg,etkdg+mmff,etkdg+xtb,sampler,sampler+mmff,sampler+mmff@100 "
                           "(default: etkdg,etkdg+mmff, plus sampler,sampler+mmff with --checkpoint)")
     run.add_argument("--checkpoint", type=Path, default=None, help="trained sampler checkpoint (enables 'sampler')")
     run.add_argument("--sde-steps", type=int, default=None,
                      help="sampler Euler-Maruyama steps (default: the checkpoint's)")
+    run.add_argument("--sampler-energy", default=None, choices=("mmff", "xtb"),
+                     help="energy backend of the sampler's reported energies for unrelaxed conformers "
+                          "(default: the checkpoint's; e.g. mmff for an xtb-trained model)")
     run.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     run.add_argument("--shard", default="0/1", help="i/n: evaluate the i-th of n round-robin parts (default: %(default)s)")
     run.add_argument("--max-references", type=int, default=512, help="references per molecule (default: %(default)s)")
@@ -107,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
         methods=tuple(parse_methods(args.methods, args.checkpoint)),
         checkpoint=args.checkpoint,
         sde_steps=args.sde_steps,
+        sampler_energy=args.sampler_energy,
         max_references=args.max_references,
         conformers_per_reference=args.conformers_per_reference,
         seed=args.seed,

@@ -33,11 +33,15 @@ class MethodOptions:
         checkpoint: trained sampler checkpoint (required by ``sampler``).
         num_threads: threads a generator may use inside one molecule (parallelism is over molecules).
         sde_steps: Euler-Maruyama steps of the sampler (``None``: the checkpoint's).
+        sampler_energy: energy backend of the energies the sampler reports for unrelaxed
+            conformers (``None``: the checkpoint's; e.g. ``"mmff"`` for a model trained on xTB,
+            whose xTB energies would dominate the timing).
     """
 
     checkpoint: Path | None = None
     num_threads: int = 1
     sde_steps: int | None = None
+    sampler_energy: str | None = None
 
 
 def _etkdg(options: MethodOptions) -> ConformerGenerator:
@@ -51,9 +55,11 @@ def _sampler(options: MethodOptions) -> ConformerGenerator:
     if options.checkpoint is None:
         raise ConfigError("method 'sampler' needs --checkpoint PATH")
     from adjoint_sampling.sampler import Sampler
+    from energy.registry import build_energy
 
+    energy = None if options.sampler_energy is None else build_energy(options.sampler_energy)
     # Raw samples are reused across relax variants (their cost is charged to each), as for ETKDG.
-    return Sampler.from_checkpoint(options.checkpoint, sde_steps=options.sde_steps, reuse_samples=True)
+    return Sampler.from_checkpoint(options.checkpoint, energy, sde_steps=options.sde_steps, reuse_samples=True)
 
 
 @dataclass(frozen=True)

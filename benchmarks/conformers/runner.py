@@ -61,6 +61,7 @@ class BenchmarkConfig:
         methods: methods compared (see :mod:`benchmarks.conformers.methods`).
         checkpoint: sampler checkpoint for checkpoint-based methods.
         sde_steps: sampler SDE steps (``None``: the checkpoint's).
+        sampler_energy: backend of the sampler's reported energies (``None``: the checkpoint's).
         max_references: references per molecule (first ones in the file, i.e. lowest energy).
         conformers_per_reference: K / L.
         seed: generation seed, the same for every method and molecule.
@@ -76,6 +77,7 @@ class BenchmarkConfig:
     methods: tuple[MethodSpec, ...]
     checkpoint: Path | None = None
     sde_steps: int | None = None
+    sampler_energy: str | None = None
     max_references: int = MAX_REFERENCES
     conformers_per_reference: int = 2
     seed: int = 0
@@ -153,9 +155,9 @@ def _skipped_record(molecule: BenchmarkMolecule, reason: str, detail: str) -> di
 
 
 @functools.lru_cache(maxsize=8)
-def _generator(name: str, checkpoint: Path | None, num_threads: int, sde_steps: int | None = None) -> ConformerGenerator:
-    """One generator per (name, checkpoint, steps) and process (a checkpoint is loaded once)."""
-    return build_generator(name, MethodOptions(checkpoint=checkpoint, num_threads=num_threads, sde_steps=sde_steps))
+def _generator(name: str, options: MethodOptions) -> ConformerGenerator:
+    """One generator per (name, options) and process (a checkpoint is loaded once)."""
+    return build_generator(name, options)
 
 
 def _conformer_positions(reference: ReferenceEnsemble, result: ConformerSet) -> np.ndarray:
@@ -209,7 +211,9 @@ def evaluate_molecule(
     records = []
     for spec in methods:
         record = dict(base, method=spec.name)
-        generator = _generator(spec.generator, config.checkpoint, 1, config.sde_steps)
+        generator = _generator(spec.generator, MethodOptions(
+            checkpoint=config.checkpoint, num_threads=1, sde_steps=config.sde_steps, sampler_energy=config.sampler_energy
+        ))
         request = GenerationRequest(
             smiles=molecule.smiles, num_conformers=num_conformers, seed=config.seed, relax=spec.relax,  # type: ignore[arg-type]
             relax_steps=spec.relax_steps,
