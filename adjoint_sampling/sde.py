@@ -29,8 +29,12 @@ def integrate(
     grid: Tensor,
     generator: torch.Generator | None,
     dtype: torch.dtype = torch.float32,
+    x_start: Tensor | None = None,
 ) -> Tensor:
     """Simulate from ``X_0 = 0`` over ``grid`` ``(K+1,)``; returns ``X_1`` ``(M, D)``.
+
+    ``x_start`` ``(M, D)``: the state at ``grid[0]`` instead of the base's ``X_0 = 0`` (a grid
+    that starts after 0 restarts the process there).
 
     Every step, with ``dnu = nu(t_{k+1}) - nu(t_k)`` (= ``int sigma^2 dt`` over the step, i.e.
     ``sigma_t^2 dt`` to first order, but exact for the noise variance even on coarse steps where
@@ -38,7 +42,7 @@ def integrate(
     ``x <- project_state(x + dnu f(t_k, x) + sqrt(dnu) project_vector(eps))``.
     ``control=None`` simulates the base process (zero control).
     """
-    x = space.initial_state(dtype)
+    x = space.initial_state(dtype) if x_start is None else x_start.to(dtype)
     nu = schedule.nu(grid.to(torch.float64))
     for k in range(grid.shape[0] - 1):
         t = float(grid[k])

@@ -72,3 +72,16 @@ def test_constant_control_shifts_mean_by_integral_of_sigma_squared():
                    dtype=torch.float64)
     assert float(x1.mean()) == pytest.approx(sched.nu1, rel=0.02)
     assert float(x1.var()) == pytest.approx(sched.nu1, rel=0.03)
+
+
+def test_restart_from_a_given_state_adds_the_remaining_base_variance():
+    """``x_start`` at ``grid[0] = t0``: zero control gives ``X_1 = x_start + N(0, nu_1 - nu_t0)``."""
+    b, t0 = 20_000, 0.4
+    space = TorusSpace(torch.arange(b), b, images=0)
+    sched = GeometricSchedule(0.05, 0.5)
+    start = torch.linspace(-1.0, 1.0, b, dtype=torch.float64).view(-1, 1)
+    grid = torch.cat([torch.tensor([t0]), time_grid(100)[time_grid(100) > t0]])
+    x1 = integrate(None, space, sched, grid, torch.Generator().manual_seed(1), dtype=torch.float64, x_start=start)
+    remaining = sched.nu1 - float(sched.nu(torch.tensor(t0, dtype=torch.float64)))
+    assert float((x1 - start).mean()) == pytest.approx(0.0, abs=4 * math.sqrt(remaining / b))
+    assert float((x1 - start).var()) == pytest.approx(remaining, rel=0.03)

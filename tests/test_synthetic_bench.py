@@ -95,3 +95,30 @@ def test_bench_command_end_to_end(tmp_path, capsys):
     # a model of another system is refused with a clear message
     assert main(["bench", "synthetic", "--system", "lj13", "--model", str(tmp_path / "run" / "model.pt"),
                  "--reference", str(ref)]) == 2
+
+
+def test_restart_diagnostic(tmp_path, capsys):
+    """Restarting near t = 1 from the reference's bridges gives the reference back, whatever the
+    control; restarting at 0 is the model's own sampling. The CLI reports both."""
+    from benchmarks.synthetic.restart import restarted_samples
+
+    trainer = _tiny_trainer(tmp_path / "run", iterations=1)
+    trainer.run()
+    ckpt = load_model_checkpoint(tmp_path / "run" / "model.pt")
+    gen = torch.Generator().manual_seed(0)
+    reference = torch.randn(200, 4, 2, generator=gen, dtype=torch.float64) * 2.0
+    reference = reference - reference.mean(dim=1, keepdim=True)
+    ref_e = DoubleWellEnergy().energy(reference)
+    late_x, late_e = restarted_samples(ckpt, reference, 0.995, seed=1)
+    assert (late_x - reference).abs().max() < 0.2
+    assert energy_w2(late_e, ref_e) < 0.1 * energy_w2(restarted_samples(ckpt, reference, 0.0, seed=1)[1], ref_e)
+    with pytest.raises(ValueError, match="t0"):
+        restarted_samples(ckpt, reference, 1.0, seed=1)
+    ref = tmp_path / "ref.pt"
+    torch.save({"samples": reference.float(), "energies": ref_e, "summary": {"acceptance": [0.5]}}, ref)
+    argv = ["bench", "synthetic", "--system", "dw4", "--model", str(tmp_path / "run" / "model.pt"), "--reference",
+            str(ref), "--num-samples", "200", "--restart-times", "0,0.5"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("restart at t0") == 2
+    assert main(argv[:-1] + ["0.5,1.5"]) == 2
+    assert "--restart-times" in capsys.readouterr().err

@@ -21,6 +21,7 @@ from adjoint_sampling.checkpoint import load_model_checkpoint
 from adjoint_sampling.errors import ConfigError
 from benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
 from benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
+from benchmarks.synthetic.restart import restarted_samples
 from benchmarks.synthetic.sampling import sample_checkpoint
 from energy.synthetic import SYNTHETIC_SYSTEMS, build_synthetic_energy
 
@@ -52,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sde-steps", type=int, default=None, help="override the checkpoint's SDE steps")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of the model")
     parser.add_argument("--rounds", type=int, default=2, help="alignment/assignment rounds for n > 6 particles")
+    parser.add_argument("--restart-times", default=None,
+                        help="comma-separated t0 in [0, 1): also restart the model at t0 from the reference's "
+                             "bridges and report energy W2 and mean energy (where the control goes wrong)")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
     parser.add_argument("--threads", type=int, default=1)
 
@@ -111,6 +115,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.system}: W2 {w2:.3f} (paper {PAPER[args.system][0]}), energy W2 {e_w2:.3f} "
           f"(paper {PAPER[args.system][1]}); mean energy generated {result['gen_energy_mean']:.3f} vs reference "
           f"{result['ref_energy_mean']:.3f}; {n} samples")
+    if args.restart_times:
+        result["restarts"] = _restarts(ckpt, ref_x[:n], ref_e[:n], args.restart_times, args.seed)
     if args.output:
         atomic_write_text(args.output, json.dumps(result, indent=2))
     return 0
+
+
+def _restarts(ckpt, ref_x: torch.Tensor, ref_e: torch.Tensor, text: str, seed: int) -> list[dict[str, float]]:
+    try:
+        times = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--restart-times must be comma-separated numbers, got {text!r}") from None
+    if not times or not all(0.0 <= t < 1.0 for t in times):
+        raise ConfigError(f"--restart-times must be in [0, 1), got {text!r}")
+    rows = []
+    for t0 in times:
+        _, energies = restarted_samples(ckpt, ref_x, t0, seed)
+        row = {"t0": t0, "energy_w2": energy_w2(energies, ref_e), "energy_mean": float(energies.mean())}
+        print(f"restart at t0 = {t0:g}: energy W2 {row['energy_w2']:.3f}, mean energy {row['energy_mean']:.3f}")
+        rows.append(row)
+    return rows
