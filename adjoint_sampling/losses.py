@@ -7,7 +7,6 @@ weigh the same in amortized training.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from adjoint_sampling.schedules import NoiseSchedule

@@ -2,7 +2,6 @@
 
 import math
 
-import pytest
 import torch
 
 from adjoint_sampling.adjoint import clip_per_row, terminal_adjoint

@@ -68,7 +68,7 @@ def _descriptors(x: np.ndarray) -> np.ndarray:
 def _heuristic(a: Tensor, b: Tensor, rounds: int) -> Tensor:
     an, bn = a.numpy(), b.numpy()
     da, db = _descriptors(an), _descriptors(bn)
-    k, l, n = an.shape[0], bn.shape[0], an.shape[1]
+    k, l = an.shape[0], bn.shape[0]
     out = np.empty((k, l))
     for i in range(k):
         cost_desc = ((da[i][None, :, None, :] - db[:, None, :, :]) ** 2).sum(-1)  # (L, n, n)
