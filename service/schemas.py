@@ -33,14 +33,19 @@ class MoleculeInput(_Strict):
 class GenerationOptions(_Strict):
     """How to generate conformers (shared by single, batch and job requests)."""
 
-    n_conformers: int = Field(10, ge=1, description="conformers per molecule (capped by AS_MAX_CONFORMERS)")
+    n_conformers: int = Field(
+        10, ge=1, description="conformers per molecule (capped by AS_MAX_CONFORMERS)", examples=[3]
+    )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed: same request, same conformers")
-    relax: Literal["none", "mmff", "xtb"] = Field("none", description="local relaxation of every conformer")
+    relax: Literal["none", "mmff", "xtb"] = Field(
+        "none", description="local relaxation of every conformer", examples=["mmff"]
+    )
     prune_rms: float | None = Field(
         None, gt=0, le=10, description="drop conformers within this heavy-atom RMSD (angstrom) of a kept one"
     )
     relax_steps: int | None = Field(
-        None, ge=1, le=10000, description="most optimiser iterations of the relaxation (default 500); needs relax"
+        None, ge=1, le=10000, description="most optimiser iterations of the relaxation (default 500); needs relax",
+        examples=[200],
     )
     format: OutputFormat = Field("json", description="json: positions inline; sdf / xyz: a file in `content`")
 
