@@ -38,6 +38,9 @@ class ModelCheckpoint:
         schedule_kind / schedule_params: the noise schedule.
         sde_steps / grid_kind / grid_power: the Euler-Maruyama time grid.
         tau: temperature in energy units the controller was trained at.
+        output_energy: energy backend of the energies a sampler reports for unrelaxed conformers
+            (``None``: the training backend ``problem["energy"]``). Set when a model trained on an
+            expensive energy (xTB: about 0.15 s per conformer) should report a cheap one.
         problem: free-form description filled by the problem (elements, energy backend, system).
         config: the training job config as a dict (informational).
         counters: training counters (iterations, gradient steps, energy evaluations, ...).
@@ -54,6 +57,7 @@ class ModelCheckpoint:
     grid_kind: str
     tau: float
     grid_power: float = 2.0
+    output_energy: str | None = None
     problem: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, Any] = field(default_factory=dict)

@@ -129,10 +129,14 @@ class Sampler:
         return float(self.checkpoint.problem["temperature_k"])
 
     def energy_model(self) -> EnergyModel:
-        """The backend the model was trained with (without the Cartesian bond penalty)."""
+        """The backend of reported energies: ``energy`` if given, else the checkpoint's
+        ``output_energy``, else the backend the model was trained with (without the Cartesian bond
+        penalty)."""
         if self.energy is None:
             desc = self.checkpoint.problem
-            self.energy = build_energy(desc["energy"], **dict(desc.get("energy_options", {})))
+            name = self.checkpoint.output_energy or desc["energy"]
+            options = dict(desc.get("energy_options", {})) if name == desc["energy"] else {}
+            self.energy = build_energy(name, **options)
         return self.energy
 
     def prepare(self, request: GenerationRequest) -> MoleculeRecord:

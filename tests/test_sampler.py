@@ -133,6 +133,20 @@ def test_non_molecular_or_missing_checkpoint_is_refused(checkpoint_path, tmp_pat
         Sampler.from_checkpoint(tmp_path / "dw4.pt")
 
 
+def test_output_energy_of_the_checkpoint_sets_the_reported_energies(checkpoint_path, sampler, tmp_path):
+    """``output_energy`` swaps the backend of reported energies (same samples); None keeps the training one."""
+    assert load_model_checkpoint(checkpoint_path).output_energy is None
+    ckpt = load_model_checkpoint(checkpoint_path)
+    ckpt.output_energy = "xtb"
+    save_model_checkpoint(tmp_path / "xtb_out.pt", ckpt)
+    assert load_model_checkpoint(tmp_path / "xtb_out.pt").output_energy == "xtb"
+    request = GenerationRequest("CCCO", num_conformers=3, seed=2)
+    own, other = sampler.generate(request), Sampler.from_checkpoint(tmp_path / "xtb_out.pt").generate(request)
+    assert (own.energy_model, other.energy_model) == ("mmff", "xtb")
+    np.testing.assert_array_equal(np.stack([c.positions for c in own.conformers]), np.stack([c.positions for c in other.conformers]))
+    assert [c.energy for c in own.conformers] != [c.energy for c in other.conformers]
+
+
 def test_cartesian_mirror_images_are_reflected_other_failures_dropped(checkpoint_path, tmp_path):
     """In Cartesian mode a fully mirrored sample is reflected back; a broken one is dropped."""
     ckpt: ModelCheckpoint = load_model_checkpoint(checkpoint_path)
