@@ -80,12 +80,11 @@ def atom_view(ctx: Any, pos: Tensor, heavy_atoms_only: bool) -> AtomView:
     which makes the radius graph several times smaller. Rotatable bonds join heavy atoms.
     """
     graph = ctx.graph
-    view = AtomView(
-        pos, graph.atom_features, graph.atom_system, graph.bond_index, graph.bond_features,
-        ctx.torsion_bonds, ctx.torsion_system, graph.num_systems,
-    )
     if not heavy_atoms_only:
-        return view
+        return AtomView(
+            pos, graph.atom_features, graph.atom_system, graph.bond_index, graph.bond_features,
+            ctx.torsion_bonds, ctx.torsion_system, graph.num_systems,
+        )
     keep = graph.atomic_numbers > 1
     kept = keep.nonzero().flatten()
     index = torch.full_like(graph.atomic_numbers, -1)
