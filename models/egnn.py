@@ -83,8 +83,9 @@ class EGNNLayer(nn.Module):
         d2 = rel.pow(2).sum(-1, keepdim=True)
         parts = [h[src], h[dst], d2] + ([edge_feat] if edge_feat is not None else [])
         m = self.edge_mlp(torch.cat(parts, dim=-1))
-        # normalised direction keeps updates bounded for far-apart particles
-        direction = rel / (d2.sqrt() + 1.0)
+        # normalised direction keeps updates bounded for far-apart particles; the epsilon keeps the
+        # gradient finite for coincident particles (all of them sit at the origin at t = 0)
+        direction = rel / ((d2 + 1e-8).sqrt() + 1.0)
         weight = self.coord_mlp(m)
         if self.max_update is not None:  # bounded updates: a bad early control cannot blow the SDE up
             weight = self.max_update * torch.tanh(weight / self.max_update)
