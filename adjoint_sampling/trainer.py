@@ -45,7 +45,8 @@ from adjoint_sampling.schedules import NoiseSchedule
 from adjoint_sampling.sde import integrate
 from adjoint_sampling.time_grids import time_grid
 
-__all__ = ["TrainerConfig", "TrainingCounters", "Trainer", "sample_terminal", "training_state_dir", "has_training_state"]
+__all__ = ["TrainerConfig", "TrainingCounters", "Trainer", "sample_terminal", "training_state_dir", "has_training_state",
+           "cosine_lr", "optimizer_step"]
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,37 @@ def sample_terminal(
     """Simulate the controlled SDE for ``batch``; returns ``X_1`` (M, D) (``None``: base process)."""
     control = None if controller is None else (lambda t, x: controller(t, x, batch))
     return integrate(control, batch.space, schedule, grid, generator)
+
+
+def cosine_lr(step: int, total: int, lr: float, lr_final: float | None) -> float:
+    """Learning rate at ``step`` of ``total``: cosine decay from ``lr`` to ``lr_final`` (None: constant)."""
+    if lr_final is None:
+        return lr
+    frac = min(step / max(total, 1), 1.0)
+    cos = 0.5 * (1.0 + torch.cos(torch.tensor(frac * torch.pi))).item()
+    return lr_final + (lr - lr_final) * cos
+
+
+def optimizer_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, grad_clip: float | None,
+    ema: dict[str, Tensor] | None = None, ema_decay: float | None = None,
+) -> float:
+    """Backpropagate ``loss``, clip the global gradient norm to ``grad_clip`` (None: no clip), step,
+    then move the weight average ``ema`` (a state dict of ``model``) by ``ema_decay``; returns the loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    if ema is not None:
+        decay = float(ema_decay)
+        with torch.no_grad():
+            for name, value in model.state_dict().items():
+                if value.dtype.is_floating_point:
+                    ema[name].mul_(decay).add_(value, alpha=1.0 - decay)
+                else:
+                    ema[name].copy_(value)
+    return float(loss.detach())
 
 
 class _Stop(Exception):
@@ -318,27 +350,11 @@ class Trainer:
                 "energy_min": float(e.min()) if e.numel() else None}
 
     def _lr_at(self, step: int, total: int) -> float:
-        if self.config.lr_final is None:
-            return self.config.lr
-        frac = min(step / max(total, 1), 1.0)
-        cos = 0.5 * (1.0 + torch.cos(torch.tensor(frac * torch.pi))).item()
-        return self.config.lr_final + (self.config.lr - self.config.lr_final) * cos
+        return cosine_lr(step, total, self.config.lr, self.config.lr_final)
 
     def _optimizer_step(self, loss: Tensor) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.controller.parameters(), self.config.grad_clip)
-        self.optimizer.step()
-        if self.ema is not None:
-            decay = float(self.config.ema_decay)
-            with torch.no_grad():
-                for name, value in self.controller.state_dict().items():
-                    if value.dtype.is_floating_point:
-                        self.ema[name].mul_(decay).add_(value, alpha=1.0 - decay)
-                    else:
-                        self.ema[name].copy_(value)
-        return float(loss.detach())
+        return optimizer_step(self.controller, self.optimizer, loss, self.config.grad_clip, self.ema,
+                              self.config.ema_decay)
 
     def _ram_step(self) -> float:
         items = self.buffer.sample(self.config.batch_size, self.generator)

@@ -141,11 +141,7 @@ def test_oracle_fit_lowers_the_ram_loss_of_a_fresh_controller():
     from adjoint_sampling.adjoint import terminal_adjoint
     from adjoint_sampling.losses import ram_loss
     from adjoint_sampling.synthetic_problem import SyntheticProblem
-    from benchmarks.synthetic.oracle_fit import (
-        FitSettings,
-        fit_on_samples,
-        random_walk_samples,
-    )
+    from benchmarks.synthetic.oracle_fit import FitSettings, fit_on_samples, random_walk_samples
 
     template = load_model_checkpoint(REPO / "benchmarks" / "synthetic" / "models" / "dw4.pt")
     samples, _, _ = random_walk_samples(DoubleWellEnergy(), 200, 1000, 0.3, seed=1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint, 
 from adjoint_sampling.errors import AdjointSamplingError
 from adjoint_sampling.losses import ram_loss
 from adjoint_sampling.synthetic_problem import SyntheticProblem
+from adjoint_sampling.trainer import cosine_lr, optimizer_step
 from energy.synthetic import ParticleEnergy
 from models.registry import build_controller
 
@@ -82,8 +82,8 @@ def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSett
     """Fit a fresh controller (the template's kind, hparams updated by ``controller_hparams``) by
     the RAM loss on ``samples`` ``(K, n, D)`` of the template's synthetic system (no rotation or
     permutation augmentation: the controllers are equivariant, so it would not change the loss's
-    distribution). Returns a checkpoint like the
-    template with the fitted weights (the EMA if set) and the loss every 100 steps."""
+    distribution). Returns a checkpoint like the template with the fitted weights (the EMA if set)
+    and the loss every 100 steps."""
     problem = SyntheticProblem.from_name(str(template.problem["system"]))
     hparams = {**template.controller_hparams, **(controller_hparams or {})}
     torch.manual_seed(settings.seed)
@@ -92,36 +92,29 @@ def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSett
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
     ema = copy.deepcopy(model.state_dict()) if settings.ema_decay else None
     gen = torch.Generator().manual_seed(settings.seed)
-    data = samples.to(torch.float32)
-    k, _, d = data.shape
+    # the buffer is fixed, so every sample's adjoint is computed once
+    k, n, d = samples.shape
+    x1_all = samples.to(torch.float32)
+    _, grad = problem.energy_model.energy_and_grad(x1_all.double())
+    adjoints = terminal_adjoint(grad.to(x1_all.dtype).reshape(-1, d), x1_all.reshape(-1, d),
+                                problem.make_batch([0] * k).space, schedule, problem.tau,
+                                settings.adjoint_clip).view(k, n, d)
     bs = settings.batch_size
+    batch = problem.make_batch([0] * bs)
     losses: list[float] = []
     for step in range(settings.steps):
-        frac = step / max(settings.steps, 1)
         for group in opt.param_groups:
-            group["lr"] = settings.lr_final + (settings.lr - settings.lr_final) * 0.5 * (1 + math.cos(math.pi * frac))
-        x1 = data[torch.randint(0, k, (bs,), generator=gen)]
-        batch = problem.make_batch([0] * bs)
-        _, grad = problem.energy_model.energy_and_grad(x1.double())
-        rows = x1.reshape(-1, d)
-        adj = terminal_adjoint(grad.to(rows.dtype).reshape(-1, d), rows, batch.space, schedule, problem.tau,
-                               settings.adjoint_clip)
+            group["lr"] = cosine_lr(step, settings.steps, settings.lr, settings.lr_final)
+        pick = torch.randint(0, k, (bs,), generator=gen)
+        x1, adj = x1_all[pick].reshape(-1, d), adjoints[pick].reshape(-1, d)
         t = torch.rand(bs, generator=gen)
-        xt = batch.space.sample_bridge(rows, t, schedule, gen)
-        loss = ram_loss(model(t, xt, batch), adj, batch.space)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        opt.step()
-        if ema is not None:
-            with torch.no_grad():
-                for name, value in model.state_dict().items():
-                    ema[name].mul_(settings.ema_decay).add_(value, alpha=1.0 - settings.ema_decay)
+        xt = batch.space.sample_bridge(x1, t, schedule, gen)
+        loss = optimizer_step(model, opt, ram_loss(model(t, xt, batch), adj, batch.space), settings.grad_clip,
+                              ema, settings.ema_decay)
         if step % 100 == 0:
-            losses.append(float(loss.detach()))
+            losses.append(loss)
             if step % 1000 == 0:
-                log.info("step %d: RAM loss %.3f", step, losses[-1])
+                log.info("step %d: RAM loss %.3f", step, loss)
     fitted = copy.copy(template)
     fitted.controller_hparams = hparams
     fitted.state_dict = ema if ema is not None else model.state_dict()
@@ -139,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chains", type=int, default=8000)
     parser.add_argument("--mcmc-steps", type=int, default=50_000)
     parser.add_argument("--step-size", type=float, default=0.3)
+    parser.add_argument("--mcmc-seed", type=int, default=7, help="seed of the random-walk run")
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--no-clip", action="store_true", help="no gradient-norm clipping (default: clip at 1)")
     parser.add_argument("--ema", type=float, default=None, help="weight EMA decay (default: none)")
@@ -157,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         energy = SyntheticProblem.from_name(args.system).energy_model
         samples, energies, acceptance = random_walk_samples(energy, args.chains, args.mcmc_steps, args.step_size,
-                                                            seed=7)
+                                                            seed=args.mcmc_seed)
         log.info("random walk: acceptance %.3f, mean energy %.3f", acceptance, float(energies.mean()))
         atomic_torch_save({"samples": samples, "energies": energies, "acceptance": acceptance}, args.samples)
     settings = FitSettings(steps=args.steps, grad_clip=None if args.no_clip else 1.0, ema_decay=args.ema,
