@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from adjoint_sampling.errors import CheckpointError
+from adjoint_sampling.importance import selection_probabilities
 
 __all__ = ["BufferItem", "ReplayBuffer"]
 
@@ -24,12 +25,15 @@ class BufferItem:
         x1: ``(n_i, D)`` terminal state.
         adjoint: ``(n_i, D)`` terminal adjoint ``a``.
         energy: energy of ``x1`` in energy units.
+        log_weight: log importance weight of ``x1`` with respect to the target, up to a
+            per-system constant (:mod:`adjoint_sampling.importance`; 0 when not tracked).
     """
 
     key: int
     x1: Tensor
     adjoint: Tensor
     energy: float
+    log_weight: float = 0.0
 
 
 class ReplayBuffer:
@@ -48,7 +52,8 @@ class ReplayBuffer:
         """Append items (detached, on CPU), dropping the oldest beyond capacity."""
         for item in items:
             self._items.append(
-                BufferItem(int(item.key), item.x1.detach().cpu(), item.adjoint.detach().cpu(), float(item.energy))
+                BufferItem(int(item.key), item.x1.detach().cpu(), item.adjoint.detach().cpu(), float(item.energy),
+                           float(item.log_weight))
             )
 
     def sample(self, n: int, generator: torch.Generator | None) -> list[BufferItem]:
@@ -61,6 +66,23 @@ class ReplayBuffer:
         else:
             idx = torch.randint(size, (n,), generator=generator)
         return [self._items[int(i)] for i in idx]
+
+    def sample_by_weight(self, n: int, generator: torch.Generator | None) -> list[BufferItem]:
+        """Draw ``n`` items with replacement, each system keeping its share of the buffer and its
+        items drawn in proportion to their importance weights (``exp(log_weight)``)."""
+        if not self._items:
+            raise ValueError("cannot sample from an empty replay buffer")
+        probs = selection_probabilities(self.log_weights(), self.keys())
+        idx = torch.multinomial(probs, n, replacement=True, generator=generator)
+        return [self._items[int(i)] for i in idx]
+
+    def log_weights(self) -> Tensor:
+        """Log importance weights of all items ``(len,)`` float64."""
+        return torch.tensor([item.log_weight for item in self._items], dtype=torch.float64)
+
+    def keys(self) -> Tensor:
+        """System keys of all items ``(len,)`` long."""
+        return torch.tensor([item.key for item in self._items], dtype=torch.long)
 
     def energies(self) -> Tensor:
         """Energies of all items ``(len,)`` float64."""
@@ -77,12 +99,14 @@ class ReplayBuffer:
             "x1": torch.cat([item.x1 for item in items]) if items else torch.zeros(0),
             "adjoint": torch.cat([item.adjoint for item in items]) if items else torch.zeros(0),
             "energy": [item.energy for item in items],
+            "log_weight": [item.log_weight for item in items],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`save_state` output (raises ``CheckpointError`` if malformed)."""
         try:
             keys, rows, energies = state["keys"], state["rows"], state["energy"]
+            log_weights = state.get("log_weight", [0.0] * len(energies))  # states written before weights
             capacity = int(state["capacity"])
             x1s = torch.split(state["x1"], rows) if rows else []
             adjs = torch.split(state["adjoint"], rows) if rows else []
@@ -90,10 +114,10 @@ class ReplayBuffer:
             raise CheckpointError(f"malformed replay buffer state: missing {exc}") from exc
         except RuntimeError as exc:
             raise CheckpointError(f"malformed replay buffer state: {exc}") from exc
-        if not (len(keys) == len(x1s) == len(adjs) == len(energies)):
+        if not (len(keys) == len(x1s) == len(adjs) == len(energies) == len(log_weights)):
             raise CheckpointError("malformed replay buffer state: field lengths differ")
         self.capacity = capacity
         self._items = deque(
-            (BufferItem(int(k), x, a, float(e)) for k, x, a, e in zip(keys, x1s, adjs, energies)),
+            (BufferItem(int(k), x, a, float(e), float(w)) for k, x, a, e, w in zip(keys, x1s, adjs, energies, log_weights)),
             maxlen=capacity,
         )

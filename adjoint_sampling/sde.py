@@ -13,9 +13,10 @@ import torch
 from torch import Tensor
 
 from adjoint_sampling.schedules import NoiseSchedule
+from adjoint_sampling.segments import segment_sum
 from adjoint_sampling.spaces import StateSpace
 
-__all__ = ["integrate", "ControlFn"]
+__all__ = ["integrate", "integrate_with_path_weight", "ControlFn"]
 
 ControlFn = Callable[[Tensor, Tensor], Tensor]
 """``control(t (B,), x (M, D)) -> f (M, D)``."""
@@ -42,14 +43,54 @@ def integrate(
     ``x <- project_state(x + dnu f(t_k, x) + sqrt(dnu) project_vector(eps))``.
     ``control=None`` simulates the base process (zero control).
     """
+    return _euler_maruyama(control, space, schedule, grid, generator, dtype, x_start, track_weight=False)[0]
+
+
+@torch.no_grad()
+def integrate_with_path_weight(
+    control: ControlFn | None,
+    space: StateSpace,
+    schedule: NoiseSchedule,
+    grid: Tensor,
+    generator: torch.Generator | None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor]:
+    """As :func:`integrate` (same random stream, same ``X_1``), also returning, per system ``(B,)``
+    float64, the log density ratio of the simulated discrete path under the base process and under
+    the controlled one: ``log dP_base/dP_u = sum_k -sqrt(dnu_k) f_k . eps_k - dnu_k |f_k|^2 / 2``.
+
+    Both are Gaussian chains with the same step variance ``dnu_k`` on the projected space, so the
+    ratio is exact for the simulated (discrete) process, not a continuous-time approximation.
+    """
+    x, log_ratio = _euler_maruyama(control, space, schedule, grid, generator, dtype, None, track_weight=True)
+    return x, log_ratio
+
+
+def _euler_maruyama(
+    control: ControlFn | None,
+    space: StateSpace,
+    schedule: NoiseSchedule,
+    grid: Tensor,
+    generator: torch.Generator | None,
+    dtype: torch.dtype,
+    x_start: Tensor | None,
+    track_weight: bool,
+) -> tuple[Tensor, Tensor | None]:
     x = space.initial_state(dtype) if x_start is None else x_start.to(dtype)
     nu = schedule.nu(grid.to(torch.float64))
+    log_ratio_rows = torch.zeros(space.num_rows, dtype=torch.float64, device=x.device) if track_weight else None
     for k in range(grid.shape[0] - 1):
         t = float(grid[k])
         dnu = float(nu[k + 1] - nu[k])
-        step = math.sqrt(max(dnu, 0.0)) * space.noise(generator, dtype)
+        eps = space.noise(generator, dtype)
+        step = math.sqrt(max(dnu, 0.0)) * eps
         if control is not None:
             t_sys = torch.full((space.num_systems,), t, dtype=dtype, device=x.device)
-            step = step + dnu * space.project_vector(control(t_sys, x))
+            f = space.project_vector(control(t_sys, x))
+            step = step + dnu * f
+            if log_ratio_rows is not None:
+                log_ratio_rows -= (math.sqrt(max(dnu, 0.0)) * (f * eps).sum(-1) + 0.5 * dnu * (f * f).sum(-1)).double()
         x = space.project_state(x + step)
-    return x
+    if log_ratio_rows is None:
+        return x, None
+    return x, segment_sum(log_ratio_rows, space.batch, space.num_systems)

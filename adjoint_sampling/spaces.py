@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from adjoint_sampling.schedules import NoiseSchedule
-from adjoint_sampling.segments import segment_mean
+from adjoint_sampling.segments import segment_counts, segment_mean, segment_sum
 
 __all__ = ["StateSpace", "CenteredEuclideanSpace", "TorusSpace", "wrap_angle"]
 
@@ -71,6 +71,11 @@ class StateSpace(ABC):
     def base_log_density_grad(self, x: Tensor, schedule: NoiseSchedule) -> Tensor:
         """Gradient of ``log p1base`` at ``x`` ``(M, D)``."""
 
+    def base_log_density(self, x: Tensor, schedule: NoiseSchedule) -> Tensor:
+        """``log p1base(x)`` per system ``(B,)`` float64, the density of the base process at time 1
+        (needed for importance weights; spaces without a closed form raise ``NotImplementedError``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form base density")
+
     @abstractmethod
     def sample_bridge(
         self, x1: Tensor, t: Tensor, schedule: NoiseSchedule, generator: torch.Generator | None
@@ -105,6 +110,13 @@ class CenteredEuclideanSpace(StateSpace):
     def base_log_density_grad(self, x: Tensor, schedule: NoiseSchedule) -> Tensor:
         """``-x / nu_1`` (``p1base = N(0, nu_1 I)`` on the zero-CoM subspace)."""
         return -self._remove_com(x) / schedule.nu1
+
+    def base_log_density(self, x: Tensor, schedule: NoiseSchedule) -> Tensor:
+        """``N(0, nu_1 I)`` on each system's zero-CoM subspace (``(n_i - 1) D`` dimensions)."""
+        xc = self._remove_com(x).double()
+        sq = segment_sum(xc.pow(2).sum(-1), self.batch, self.num_systems)
+        dof = (segment_counts(self.batch, self.num_systems) - 1).double() * self.dim
+        return -sq / (2.0 * schedule.nu1) - 0.5 * dof * math.log(2.0 * math.pi * schedule.nu1)
 
     def sample_bridge(
         self, x1: Tensor, t: Tensor, schedule: NoiseSchedule, generator: torch.Generator | None

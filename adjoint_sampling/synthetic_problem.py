@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from adjoint_sampling.posterior_target import MAX_PERMUTED_PARTICLES, ParticleSymmetry
 from adjoint_sampling.problem import SystemBatch, TerminalEvaluation
 from adjoint_sampling.spaces import CenteredEuclideanSpace
 from energy.synthetic import ParticleEnergy, build_synthetic_energy
@@ -53,6 +54,13 @@ class SyntheticProblem:
         grad = torch.where(ok.view(-1, 1, 1), grad, torch.zeros_like(grad))
         return TerminalEvaluation(energy=torch.where(ok, e, torch.full_like(e, float("nan"))),
                                   energy_grad=grad.view(b * n, d), ok=ok)
+
+    def symmetry(self) -> ParticleSymmetry:
+        """The energy's symmetries a posterior RAM target can average over: reflection always,
+        permutations up to ``MAX_PERMUTED_PARTICLES`` particles, rotations in closed form in 2D."""
+        e = self.energy_model
+        return ParticleSymmetry(e.n_particles, e.dim, permutations=e.n_particles <= MAX_PERMUTED_PARTICLES,
+                                reflection=True, planar_rotations=e.dim == 2)
 
     def warm_start_samples(self, keys: Sequence[int], generator: torch.Generator) -> Tensor | None:
         return None

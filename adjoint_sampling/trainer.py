@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import logging
 import shutil
 import signal
@@ -37,18 +38,22 @@ from adjoint_sampling.atomic_io import atomic_torch_save, atomic_write_text
 from adjoint_sampling.checkpoint import ModelCheckpoint, save_model_checkpoint
 from adjoint_sampling.distributed import DistributedContext
 from adjoint_sampling.errors import CheckpointError, ConfigError
+from adjoint_sampling.importance import effective_sample_fraction, terminal_log_weight
 from adjoint_sampling.losses import bridge_matching_loss, ram_loss
+from adjoint_sampling.posterior_target import ParticleSymmetry, batch_posterior_adjoint
 from adjoint_sampling.problem import SystemBatch, TrainingProblem, split_rows
 from adjoint_sampling.replay_buffer import BufferItem, ReplayBuffer
 from adjoint_sampling.rng import make_generator, rank_seed
 from adjoint_sampling.schedules import NoiseSchedule
-from adjoint_sampling.sde import integrate
+from adjoint_sampling.sde import integrate, integrate_with_path_weight
 from adjoint_sampling.time_grids import time_grid
 
 __all__ = ["TrainerConfig", "TrainingCounters", "Trainer", "sample_terminal", "training_state_dir", "has_training_state",
            "cosine_lr", "optimizer_step"]
 
 log = logging.getLogger(__name__)
+
+RAM_TARGETS = ("sample", "batch_posterior")
 
 
 def training_state_dir(run_dir: str | Path) -> Path:
@@ -86,6 +91,18 @@ class TrainerConfig:
         loss_time_noise_fraction: share of the RAM loss times drawn with density ``sigma(t)^2 / nu_1``
             instead of uniformly (0: all uniform). More weight where the base process adds its noise,
             where errors of the control cost most; the minimiser is unchanged.
+        ram_target: ``"sample"``: regress onto the adjoint of the sample that produced ``X_t`` (the
+            paper's RAM); ``"batch_posterior"``: onto its posterior mean over the batch's samples
+            and their symmetry images (same minimiser, lower variance; needs a problem with a
+            ``symmetry()``, see :mod:`adjoint_sampling.posterior_target`).
+        posterior_group_size: candidates per row for ``"batch_posterior"`` (the batch is cut into
+            groups of this size).
+        importance_fraction: share of each RAM batch drawn from the buffer in proportion to the
+            samples' importance weights with respect to the target (the rest uniformly, as in the
+            paper; 0: none, and no weights are computed). The weights are exact path weights of the
+            simulated chain (:mod:`adjoint_sampling.importance`); the minimiser is unchanged, but
+            the regression sees the target's mode weights instead of the model's. Needs a state
+            space with a closed-form base density (Cartesian, not torsional).
     """
 
     iterations: int = 100
@@ -108,6 +125,9 @@ class TrainerConfig:
     keep_checkpoints: int = 0
     ema_decay: float | None = None
     loss_time_noise_fraction: float = 0.0
+    ram_target: str = "sample"
+    posterior_group_size: int = 64
+    importance_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("iterations", "samples_per_refresh", "grad_steps_per_refresh", "batch_size",
@@ -122,6 +142,12 @@ class TrainerConfig:
             raise ConfigError(f"trainer.ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0.0 <= self.loss_time_noise_fraction <= 1.0:
             raise ConfigError(f"trainer.loss_time_noise_fraction must be in [0, 1], got {self.loss_time_noise_fraction}")
+        if self.ram_target not in RAM_TARGETS:
+            raise ConfigError(f"trainer.ram_target must be one of {list(RAM_TARGETS)}, got {self.ram_target!r}")
+        if self.posterior_group_size < 1:
+            raise ConfigError(f"trainer.posterior_group_size must be >= 1, got {self.posterior_group_size}")
+        if not 0.0 <= self.importance_fraction <= 1.0:
+            raise ConfigError(f"trainer.importance_fraction must be in [0, 1], got {self.importance_fraction}")
 
 
 @dataclass
@@ -221,6 +247,13 @@ class Trainer:
             {k: v.detach().clone() for k, v in controller.state_dict().items()} if config.ema_decay else None
         )
         self.grid = time_grid(config.sde_steps, config.grid_kind, power=config.grid_power)
+        self.symmetry: ParticleSymmetry | None = None
+        if config.ram_target == "batch_posterior":
+            symmetry = getattr(problem, "symmetry", None)
+            if not callable(symmetry):
+                raise ConfigError(f"trainer.ram_target 'batch_posterior' needs a problem with symmetry(); "
+                                  f"{type(problem).__name__} has none")
+            self.symmetry = symmetry()
         self._stop_requested = False
 
     # ------------------------------------------------------------------ paths
@@ -331,23 +364,37 @@ class Trainer:
             n = min(remaining, self.config.sample_batch_size)
             remaining -= n
             batch = self.problem.make_batch(self.problem.draw_keys(n, self.generator))
-            x1 = sample_terminal(self.controller, batch, self.schedule, self.grid, self.generator)
+            if self.config.importance_fraction > 0:
+                x1, log_path_ratio = integrate_with_path_weight(
+                    lambda t, x: self.controller(t, x, batch), batch.space, self.schedule, self.grid, self.generator)
+            else:
+                x1 = sample_terminal(self.controller, batch, self.schedule, self.grid, self.generator)
             ev = self.problem.evaluate(batch, x1)
+            log_w = [0.0] * batch.space.num_systems
+            if self.config.importance_fraction > 0:
+                log_w = terminal_log_weight(log_path_ratio, ev.energy, self._base_log_density(batch, x1),
+                                            self.problem.tau).tolist()
             adj = terminal_adjoint(ev.energy_grad.to(x1.dtype), x1, batch.space, self.schedule,
                                    self.problem.tau, self.config.adjoint_clip)
             ok = ev.ok & torch.isfinite(ev.energy)
             evals += n
             failed += int((~ok).sum())
             self.buffer.push(
-                BufferItem(key, xs, a, float(e))
-                for key, xs, a, e, good in zip(batch.keys, split_rows(x1, batch.space), split_rows(adj, batch.space),
-                                               ev.energy.tolist(), ok.tolist())
-                if good
+                BufferItem(key, xs, a, float(e), w)
+                for key, xs, a, e, w, good in zip(batch.keys, split_rows(x1, batch.space), split_rows(adj, batch.space),
+                                                  ev.energy.tolist(), log_w, ok.tolist())
+                if good and math.isfinite(w)
             )
             energies.append(ev.energy[ok].double())
         e = torch.cat(energies) if energies else torch.zeros(0, dtype=torch.float64)
         return {"evals": evals, "failed": failed, "energy_sum": float(e.sum()), "energy_count": int(e.numel()),
                 "energy_min": float(e.min()) if e.numel() else None}
+
+    def _base_log_density(self, batch: SystemBatch, x1: Tensor) -> Tensor:
+        try:
+            return batch.space.base_log_density(x1, self.schedule)
+        except NotImplementedError as exc:
+            raise ConfigError(f"trainer.importance_fraction > 0 needs a closed-form base density: {exc}") from exc
 
     def _lr_at(self, step: int, total: int) -> float:
         return cosine_lr(step, total, self.config.lr, self.config.lr_final)
@@ -357,13 +404,24 @@ class Trainer:
                               self.config.ema_decay)
 
     def _ram_step(self) -> float:
-        items = self.buffer.sample(self.config.batch_size, self.generator)
+        by_weight = round(self.config.importance_fraction * self.config.batch_size)
+        uniform = self.buffer.sample(self.config.batch_size - by_weight, self.generator)
+        weighted = self.buffer.sample_by_weight(by_weight, self.generator) if by_weight else []
+        items = uniform + weighted
         batch = self.problem.make_batch([it.key for it in items])
         x1 = torch.cat([it.x1 for it in items])
         adj = torch.cat([it.adjoint for it in items])
         t = self.schedule.sample_times(batch.space.num_systems, self.config.loss_time_noise_fraction, self.generator,
                                        x1.dtype)
         xt = batch.space.sample_bridge(x1, t, self.schedule, self.generator)
+        if self.symmetry is not None:
+            # each part on its own: a group's candidates must be exchangeable draws of one distribution
+            rows, parts = sum(int(it.x1.shape[0]) for it in uniform), []
+            for lo, hi, s0, s1 in ((0, rows, 0, len(uniform)), (rows, x1.shape[0], len(uniform), len(items))):
+                if s1 > s0:
+                    parts.append(batch_posterior_adjoint(xt[lo:hi], t[s0:s1], x1[lo:hi], adj[lo:hi], self.schedule,
+                                                         self.symmetry, self.config.posterior_group_size))
+            adj = torch.cat(parts)
         return self._optimizer_step(ram_loss(self.model(t, xt, batch), adj, batch.space))
 
     def _warm_start_step(self) -> float | None:
@@ -486,6 +544,9 @@ class Trainer:
                     "grad_steps_per_energy_eval": c.grad_steps_per_energy_eval,
                     "train_seconds": round(c.train_seconds, 3),
                 }
+                if cfg.importance_fraction > 0:
+                    record["buffer_effective_fraction"] = effective_sample_fraction(self.buffer.log_weights(),
+                                                                                    self.buffer.keys())
                 self._log(record)
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['ram_loss']:.3g}", E=f"{record['energy_mean']:.3g}")

@@ -1,5 +1,7 @@
 """Replay buffer: FIFO, sampling, save/load round trip."""
 
+import math
+
 import pytest
 import torch
 
@@ -37,3 +39,26 @@ def test_save_load_round_trip(tmp_path):
     assert len(other) == 5 and other.sample(5, None)
     with pytest.raises(CheckpointError, match="missing"):
         ReplayBuffer(2).load_state({"keys": []})
+
+
+def test_log_weights_round_trip_and_weighted_draw(tmp_path):
+    buf = ReplayBuffer(10)
+    buf.push(BufferItem(key=0, x1=torch.zeros(2, 2), adjoint=torch.zeros(2, 2), energy=1.0, log_weight=lw)
+             for lw in (0.0, math.log(9.0)))
+    buf.push(BufferItem(key=1, x1=torch.zeros(3, 2), adjoint=torch.zeros(3, 2), energy=2.0, log_weight=-40.0)
+             for _ in range(2))
+    draws = buf.sample_by_weight(4000, torch.Generator().manual_seed(0))
+    heavy = sum(1 for it in draws if it.log_weight > 1.0)
+    light = sum(1 for it in draws if it.key == 0 and it.log_weight == 0.0)
+    other = sum(1 for it in draws if it.key == 1)
+    # system 0 keeps half of the draws, split 9 : 1 by weight; system 1 keeps its half
+    assert abs(heavy - 1800) < 120 and abs(light - 200) < 60 and abs(other - 2000) < 120
+    other_buf = ReplayBuffer(1)
+    other_buf.load_state(buf.save_state())
+    assert torch.equal(other_buf.log_weights(), buf.log_weights())
+    old = buf.save_state()
+    old.pop("log_weight")  # a state written before weights were kept: all zero
+    other_buf.load_state(old)
+    assert other_buf.log_weights().tolist() == [0.0] * 4
+    with pytest.raises(ValueError, match="empty"):
+        ReplayBuffer(2).sample_by_weight(1, None)

@@ -20,9 +20,10 @@ from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint, 
 from adjoint_sampling.config import job_config_from_dict, load_job_config
 from adjoint_sampling.errors import CheckpointError, ConfigError
 from adjoint_sampling.jobs import build_problem, run_training_job
+from adjoint_sampling.posterior_target import ParticleSymmetry
 from adjoint_sampling.problem import SystemBatch, TerminalEvaluation
 from adjoint_sampling.schedules import GeometricSchedule
-from adjoint_sampling.spaces import CenteredEuclideanSpace
+from adjoint_sampling.spaces import CenteredEuclideanSpace, TorusSpace
 from adjoint_sampling.synthetic_problem import SyntheticProblem
 from adjoint_sampling.trainer import Trainer, TrainerConfig, sample_terminal
 from models.registry import build_controller
@@ -54,6 +55,18 @@ class GaussianProblem:
     def warm_start_samples(self, keys, generator):
         return None
 
+    def symmetry(self):
+        """The mean m breaks every symmetry: the posterior target may average over samples only."""
+        return ParticleSymmetry(self.n, self.dim, permutations=False, reflection=False, planar_rotations=False)
+
+
+class TorusGaussianProblem(GaussianProblem):
+    """The same energy on torsion-like rows (a torus: no closed-form base density)."""
+
+    def make_batch(self, keys):
+        b = len(keys)
+        return SystemBatch(list(keys), TorusSpace(torch.arange(b).repeat_interleave(self.n), b))
+
 
 class AffineControl(nn.Module):
     """f(t, x) = alpha(t) x + beta(t)[row]: the family containing the optimal control of a
@@ -72,20 +85,27 @@ class AffineControl(nn.Module):
         return alpha * x + beta
 
 
-def test_short_training_reaches_gaussian_target(tmp_path):
+@pytest.mark.parametrize("ram_target,importance_fraction,iterations",
+                         [("sample", 0.0, 40), ("batch_posterior", 0.0, 40), ("sample", 0.5, 100),
+                          ("batch_posterior", 0.5, 100)])
+def test_short_training_reaches_gaussian_target(tmp_path, ram_target, importance_fraction, iterations):
     """Target mean m (centred) and per-coordinate variance s^2 (n-1)/n on the zero-CoM subspace.
-    Tolerances: |mean error| < 0.08 per coordinate, variance within 20% (4,000 samples)."""
+    Tolerances: |mean error| < 0.08 per coordinate, variance within 20% (4,000 samples); with
+    either RAM target (the paper's, or its posterior mean over groups of 32 samples), and with
+    half of every batch drawn by importance weight (100 iterations: the weights of the untrained
+    control's samples are degenerate, 1% effective sample size, which slows the start)."""
     torch.manual_seed(0)
     mean = torch.tensor([[1.0, 0.0], [-0.5, 0.8], [-0.5, -0.8]], dtype=torch.float64)
     problem = GaussianProblem(mean, std=0.4)
     controller = AffineControl(3, 2)
     sched = GeometricSchedule(0.01, 1.5)
-    cfg = TrainerConfig(iterations=40, samples_per_refresh=64, grad_steps_per_refresh=25, batch_size=128,
+    cfg = TrainerConfig(iterations=iterations, samples_per_refresh=64, grad_steps_per_refresh=25, batch_size=128,
                         buffer_capacity=2000, initial_buffer_fill=256, sde_steps=30, lr=3e-3, grad_clip=None,
-                        checkpoint_interval=40, seed=0)
+                        checkpoint_interval=iterations, seed=0, ram_target=ram_target, posterior_group_size=32,
+                        importance_fraction=importance_fraction)
     trainer = Trainer(problem, controller, sched, cfg, tmp_path, progress=False)
     counters = trainer.run()
-    assert counters.grad_steps == 1000 and counters.energy_evals == 256 + 40 * 64
+    assert counters.grad_steps == 25 * iterations and counters.energy_evals == 256 + iterations * 64
     batch = problem.make_batch([0] * 4000)
     x1 = sample_terminal(controller, batch, sched, trainer.grid, torch.Generator().manual_seed(5)).double()
     x1 = x1.view(4000, 3, 2)
@@ -123,6 +143,7 @@ def _assert_same_state(a: Trainer, b: Trainer):
     assert torch.equal(a.generator.get_state(), b.generator.get_state())
     ba, bb = a.buffer.save_state(), b.buffer.save_state()
     assert ba["keys"] == bb["keys"] and ba["energy"] == bb["energy"] and ba["rows"] == bb["rows"]
+    assert ba["log_weight"] == bb["log_weight"]
     assert torch.equal(ba["x1"], bb["x1"]) and torch.equal(ba["adjoint"], bb["adjoint"])
     ca, cb = dataclasses.asdict(a.counters), dataclasses.asdict(b.counters)
     for volatile in ("train_seconds", "checkpoint_index", "metrics_bytes"):
@@ -137,18 +158,20 @@ def _metrics(run_dir):
     return lines
 
 
-def test_stop_and_resume_equals_uninterrupted_run(tmp_path):
-    full = _tiny_trainer(tmp_path / "full")
+@pytest.mark.parametrize("importance_fraction", [0.0, 0.5])
+def test_stop_and_resume_equals_uninterrupted_run(tmp_path, importance_fraction):
+    full = _tiny_trainer(tmp_path / "full", importance_fraction=importance_fraction)
     full.run()
     assert full.counters.iteration == 5 and full.counters.grad_steps == 15
     assert full.counters.energy_evals == 32 + 5 * 16
     assert len(full.buffer) == 40
 
-    first = _tiny_trainer(tmp_path / "split")
+    assert (full.buffer.log_weights() != 0).all() == (importance_fraction > 0)
+    first = _tiny_trainer(tmp_path / "split", importance_fraction=importance_fraction)
     first.run(stop_after_iterations=2)
     assert first.counters.iteration == 2
     # a new process: fresh objects, different random init; everything must come from the checkpoint
-    second = _tiny_trainer(tmp_path / "split", init_seed=123)
+    second = _tiny_trainer(tmp_path / "split", init_seed=123, importance_fraction=importance_fraction)
     second.run()
     _assert_same_state(full, second)
     assert _metrics(tmp_path / "full") == _metrics(tmp_path / "split")
@@ -198,6 +221,22 @@ def test_config_errors(tmp_path):
         run_training_job(job_config_from_dict({"controller": {"name": "mlp"}}), tmp_path / "r")
     with pytest.raises(ConfigError, match="loss_time_noise_fraction must be in"):
         _tiny_config(loss_time_noise_fraction=1.5)
+    with pytest.raises(ConfigError, match="importance_fraction must be in"):
+        _tiny_config(importance_fraction=1.5)
+    torus = TorusGaussianProblem(torch.zeros(3, 1, dtype=torch.float64), std=0.5)
+    trainer = Trainer(torus, AffineControl(3, 1), GeometricSchedule(0.05, 1.0), _tiny_config(importance_fraction=0.5),
+                      tmp_path / "torus", progress=False)
+    with pytest.raises(ConfigError, match="importance_fraction > 0 needs a closed-form base density"):
+        trainer.run()
+    with pytest.raises(ConfigError, match="ram_target must be one of"):
+        _tiny_config(ram_target="mean")
+    with pytest.raises(ConfigError, match="posterior_group_size must be >= 1"):
+        _tiny_config(posterior_group_size=0)
+    no_symmetry = GaussianProblem(torch.zeros(3, 2), 1.0)
+    no_symmetry.symmetry = None
+    with pytest.raises(ConfigError, match="needs a problem with symmetry"):
+        Trainer(no_symmetry, AffineControl(3, 2), GeometricSchedule(0.01, 1.0), _tiny_config(ram_target="batch_posterior"),
+                tmp_path / "nosym", progress=False)
     cfg = load_job_config(REPO / "configs" / "dw4.yaml")
     assert cfg.problem == {"kind": "synthetic", "system": "dw4"} and cfg.trainer.iterations > 0
 

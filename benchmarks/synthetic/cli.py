@@ -19,10 +19,11 @@ import torch
 from adjoint_sampling.atomic_io import atomic_torch_save, atomic_write_text
 from adjoint_sampling.checkpoint import load_model_checkpoint
 from adjoint_sampling.errors import ConfigError
+from adjoint_sampling.importance import effective_sample_fraction
 from benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
 from benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
 from benchmarks.synthetic.restart import restarted_samples
-from benchmarks.synthetic.sampling import sample_checkpoint
+from benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
 from energy.synthetic import SYNTHETIC_SYSTEMS, build_synthetic_energy
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restart-times", default=None,
                         help="comma-separated t0 in [0, 1): also restart the model at t0 from the reference's "
                              "bridges and report energy W2 and mean energy (where the control goes wrong)")
+    parser.add_argument("--importance-resample", action="store_true",
+                        help="also report the samples resampled by their path importance weights (a diagnostic: "
+                             "duplicates allowed; not the sampler's output)")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
     parser.add_argument("--threads", type=int, default=1)
 
@@ -97,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{model_path} is a model of {ckpt.problem.get('system')!r}, not {args.system!r}")
     n = min(args.num_samples, ref_x.shape[0])
     t0 = time.perf_counter()
-    gen_x, gen_e = sample_checkpoint(ckpt, n, args.seed)
+    gen_x, gen_e, gen_log_w = sample_checkpoint_with_log_weights(ckpt, n, args.seed)
     sample_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     w2 = wasserstein2_from_cost(aligned_sq_distances(gen_x, ref_x[:n], rounds=args.rounds))
@@ -115,11 +119,29 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.system}: W2 {w2:.3f} (paper {PAPER[args.system][0]}), energy W2 {e_w2:.3f} "
           f"(paper {PAPER[args.system][1]}); mean energy generated {result['gen_energy_mean']:.3f} vs reference "
           f"{result['ref_energy_mean']:.3f}; {n} samples")
+    ess = effective_sample_fraction(gen_log_w, torch.zeros(n, dtype=torch.long))
+    result["importance_effective_fraction"] = ess
+    print(f"path importance weights: effective sample size {ess * n:.0f} of {n}")
+    if args.importance_resample:
+        result["importance_resampled"] = _importance_resampled(gen_x, gen_e, gen_log_w, ref_x[:n], ref_e[:n], args)
     if args.restart_times:
         result["restarts"] = _restarts(ckpt, ref_x[:n], ref_e[:n], args.restart_times, args.seed)
     if args.output:
         atomic_write_text(args.output, json.dumps(result, indent=2))
     return 0
+
+
+def _importance_resampled(gen_x: torch.Tensor, gen_e: torch.Tensor, log_w: torch.Tensor, ref_x: torch.Tensor,
+                          ref_e: torch.Tensor, args: argparse.Namespace) -> dict[str, float]:
+    """W2 and energy W2 of ``n`` draws (with replacement) of the samples in proportion to their weights."""
+    gen = torch.Generator().manual_seed(args.seed)
+    idx = torch.multinomial(torch.softmax(log_w, 0), gen_x.shape[0], replacement=True, generator=gen)
+    x, e = gen_x[idx], gen_e[idx]
+    row = {"w2": wasserstein2_from_cost(aligned_sq_distances(x, ref_x, rounds=args.rounds)),
+           "energy_w2": energy_w2(e, ref_e), "energy_mean": float(e.mean()), "distinct": int(idx.unique().numel())}
+    print(f"resampled by importance weight ({row['distinct']} distinct samples): W2 {row['w2']:.3f}, "
+          f"energy W2 {row['energy_w2']:.3f}, mean energy {row['energy_mean']:.3f}")
+    return row
 
 
 def _restarts(ckpt, ref_x: torch.Tensor, ref_e: torch.Tensor, text: str, seed: int) -> list[dict[str, float]]:

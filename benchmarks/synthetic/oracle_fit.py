@@ -24,10 +24,11 @@ from torch import Tensor
 from adjoint_sampling.adjoint import terminal_adjoint
 from adjoint_sampling.atomic_io import atomic_torch_save
 from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
-from adjoint_sampling.errors import AdjointSamplingError
+from adjoint_sampling.errors import AdjointSamplingError, ConfigError
 from adjoint_sampling.losses import ram_loss
+from adjoint_sampling.posterior_target import batch_posterior_adjoint
 from adjoint_sampling.synthetic_problem import SyntheticProblem
-from adjoint_sampling.trainer import cosine_lr, optimizer_step
+from adjoint_sampling.trainer import RAM_TARGETS, cosine_lr, optimizer_step
 from energy.synthetic import ParticleEnergy
 from models.registry import build_controller
 
@@ -75,6 +76,12 @@ class FitSettings:
     ema_decay: float | None = None
     adjoint_clip: float | None = 30.0
     seed: int = 0
+    ram_target: str = "sample"
+    posterior_group_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.ram_target not in RAM_TARGETS:
+            raise ConfigError(f"ram_target must be one of {list(RAM_TARGETS)}, got {self.ram_target!r}")
 
 
 def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSettings,
@@ -109,6 +116,8 @@ def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSett
         x1, adj = x1_all[pick].reshape(-1, d), adjoints[pick].reshape(-1, d)
         t = torch.rand(bs, generator=gen)
         xt = batch.space.sample_bridge(x1, t, schedule, gen)
+        if settings.ram_target == "batch_posterior":
+            adj = batch_posterior_adjoint(xt, t, x1, adj, schedule, problem.symmetry(), settings.posterior_group_size)
         loss = optimizer_step(model, opt, ram_loss(model(t, xt, batch), adj, batch.space), settings.grad_clip,
                               ema, settings.ema_decay)
         if step % 100 == 0:
@@ -137,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-clip", action="store_true", help="no gradient-norm clipping (default: clip at 1)")
     parser.add_argument("--ema", type=float, default=None, help="weight EMA decay (default: none)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target", choices=list(RAM_TARGETS), default="sample",
+                        help="RAM target: the sample's adjoint, or its posterior mean over the batch")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(1)
@@ -155,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("random walk: acceptance %.3f, mean energy %.3f", acceptance, float(energies.mean()))
         atomic_torch_save({"samples": samples, "energies": energies, "acceptance": acceptance}, args.samples)
     settings = FitSettings(steps=args.steps, grad_clip=None if args.no_clip else 1.0, ema_decay=args.ema,
-                           seed=args.seed)
+                           seed=args.seed, ram_target=args.target)
     fitted, _ = fit_on_samples(template, samples, settings)
     save_model_checkpoint(args.output, fitted)
     log.info("fitted controller written to %s", args.output)

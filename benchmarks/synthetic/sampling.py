@@ -8,14 +8,24 @@ from torch import Tensor
 from adjoint_sampling.checkpoint import ModelCheckpoint
 from adjoint_sampling.errors import CheckpointError
 from adjoint_sampling.synthetic_problem import SyntheticProblem
-from adjoint_sampling.trainer import sample_terminal
+from adjoint_sampling.importance import terminal_log_weight
+from adjoint_sampling.sde import integrate_with_path_weight
 
-__all__ = ["sample_checkpoint"]
+__all__ = ["sample_checkpoint", "sample_checkpoint_with_log_weights"]
+
+
+def sample_checkpoint(ckpt: ModelCheckpoint, num_samples: int, seed: int, chunk: int = 500) -> tuple[Tensor, Tensor]:
+    """Return ``(samples (K, n, D) float64, energies (K,))`` from a synthetic-system checkpoint."""
+    x, e, _ = sample_checkpoint_with_log_weights(ckpt, num_samples, seed, chunk)
+    return x, e
 
 
 @torch.no_grad()
-def sample_checkpoint(ckpt: ModelCheckpoint, num_samples: int, seed: int, chunk: int = 500) -> tuple[Tensor, Tensor]:
-    """Return ``(samples (K, n, D) float64, energies (K,))`` from a synthetic-system checkpoint."""
+def sample_checkpoint_with_log_weights(ckpt: ModelCheckpoint, num_samples: int, seed: int,
+                                       chunk: int = 500) -> tuple[Tensor, Tensor, Tensor]:
+    """As :func:`sample_checkpoint` (the same samples for the same seed), also returning each
+    sample's log importance weight ``(K,)`` with respect to the target, up to a constant
+    (:mod:`adjoint_sampling.importance`)."""
     system = ckpt.problem.get("system")
     if ckpt.problem.get("kind") != "synthetic" or system is None:
         raise CheckpointError(f"checkpoint is not a synthetic-system model (problem: {ckpt.problem})")
@@ -23,10 +33,15 @@ def sample_checkpoint(ckpt: ModelCheckpoint, num_samples: int, seed: int, chunk:
     controller, schedule, grid = ckpt.build_controller(), ckpt.build_schedule(), ckpt.time_grid()
     gen = torch.Generator().manual_seed(seed)
     n, d = problem.energy_model.n_particles, problem.energy_model.dim
-    xs, es = [], []
+    xs, es, ws = [], [], []
     for start in range(0, num_samples, chunk):
         batch = problem.make_batch([0] * min(chunk, num_samples - start))
-        x1 = sample_terminal(controller, batch, schedule, grid, gen).double().view(-1, n, d)
+        rows, log_path_ratio = integrate_with_path_weight(lambda t, x: controller(t, x, batch), batch.space, schedule,
+                                                          grid, gen)
+        x1 = rows.double().view(-1, n, d)
+        energy = problem.energy_model.energy(x1)
         xs.append(x1)
-        es.append(problem.energy_model.energy(x1))
-    return torch.cat(xs), torch.cat(es)
+        es.append(energy)
+        ws.append(terminal_log_weight(log_path_ratio, energy, batch.space.base_log_density(rows, schedule),
+                                      float(ckpt.tau)))
+    return torch.cat(xs), torch.cat(es), torch.cat(ws)
