@@ -111,7 +111,6 @@ def posterior_mean_adjoint(
     return mean.view(b, n, d).to(dtype)
 
 
-
 def batch_posterior_adjoint(
     xt: Tensor, t: Tensor, x1: Tensor, adjoint: Tensor, schedule: NoiseSchedule, symmetry: ParticleSymmetry,
     group_size: int,

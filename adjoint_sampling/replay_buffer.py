@@ -44,12 +44,14 @@ class ReplayBuffer:
             raise ValueError(f"buffer capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
         self._items: deque[BufferItem] = deque(maxlen=self.capacity)
+        self._selection: Tensor | None = None  # sample_by_weight's probabilities until the items change
 
     def __len__(self) -> int:
         return len(self._items)
 
     def push(self, items: Iterable[BufferItem]) -> None:
         """Append items (detached, on CPU), dropping the oldest beyond capacity."""
+        self._selection = None
         for item in items:
             self._items.append(
                 BufferItem(int(item.key), item.x1.detach().cpu(), item.adjoint.detach().cpu(), float(item.energy),
@@ -72,8 +74,9 @@ class ReplayBuffer:
         items drawn in proportion to their importance weights (``exp(log_weight)``)."""
         if not self._items:
             raise ValueError("cannot sample from an empty replay buffer")
-        probs = selection_probabilities(self.log_weights(), self.keys())
-        idx = torch.multinomial(probs, n, replacement=True, generator=generator)
+        if self._selection is None:  # once per buffer state, not once per gradient step
+            self._selection = selection_probabilities(self.log_weights(), self.keys())
+        idx = torch.multinomial(self._selection, n, replacement=True, generator=generator)
         return [self._items[int(i)] for i in idx]
 
     def log_weights(self) -> Tensor:
@@ -117,6 +120,7 @@ class ReplayBuffer:
         if not (len(keys) == len(x1s) == len(adjs) == len(energies) == len(log_weights)):
             raise CheckpointError("malformed replay buffer state: field lengths differ")
         self.capacity = capacity
+        self._selection = None
         self._items = deque(
             (BufferItem(int(k), x, a, float(e), float(w)) for k, x, a, e, w in zip(keys, x1s, adjs, energies, log_weights)),
             maxlen=capacity,

@@ -364,16 +364,16 @@ class Trainer:
             n = min(remaining, self.config.sample_batch_size)
             remaining -= n
             batch = self.problem.make_batch(self.problem.draw_keys(n, self.generator))
+            log_path_ratio: Tensor | None = None
             if self.config.importance_fraction > 0:
                 x1, log_path_ratio = integrate_with_path_weight(
                     lambda t, x: self.controller(t, x, batch), batch.space, self.schedule, self.grid, self.generator)
             else:
                 x1 = sample_terminal(self.controller, batch, self.schedule, self.grid, self.generator)
             ev = self.problem.evaluate(batch, x1)
-            log_w = [0.0] * batch.space.num_systems
-            if self.config.importance_fraction > 0:
-                log_w = terminal_log_weight(log_path_ratio, ev.energy, self._base_log_density(batch, x1),
-                                            self.problem.tau).tolist()
+            log_w = ([0.0] * batch.space.num_systems if log_path_ratio is None else
+                     terminal_log_weight(log_path_ratio, ev.energy, self._base_log_density(batch, x1),
+                                         self.problem.tau).tolist())
             adj = terminal_adjoint(ev.energy_grad.to(x1.dtype), x1, batch.space, self.schedule,
                                    self.problem.tau, self.config.adjoint_clip)
             ok = ev.ok & torch.isfinite(ev.energy)

@@ -108,6 +108,7 @@ def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSett
                                 settings.adjoint_clip).view(k, n, d)
     bs = settings.batch_size
     batch = problem.make_batch([0] * bs)
+    symmetry = problem.symmetry() if settings.ram_target == "batch_posterior" else None
     losses: list[float] = []
     for step in range(settings.steps):
         for group in opt.param_groups:
@@ -116,8 +117,8 @@ def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSett
         x1, adj = x1_all[pick].reshape(-1, d), adjoints[pick].reshape(-1, d)
         t = torch.rand(bs, generator=gen)
         xt = batch.space.sample_bridge(x1, t, schedule, gen)
-        if settings.ram_target == "batch_posterior":
-            adj = batch_posterior_adjoint(xt, t, x1, adj, schedule, problem.symmetry(), settings.posterior_group_size)
+        if symmetry is not None:
+            adj = batch_posterior_adjoint(xt, t, x1, adj, schedule, symmetry, settings.posterior_group_size)
         loss = optimizer_step(model, opt, ram_loss(model(t, xt, batch), adj, batch.space), settings.grad_clip,
                               ema, settings.ema_decay)
         if step % 100 == 0:
