@@ -49,3 +49,7 @@ class InvalidMoleculeError(AdjointSamplingError):
 
 class EnergyCalculationError(AdjointSamplingError):
     """An energy backend failed for a reason that is not per-sample (bad setup, missing file)."""
+
+
+class TrainingError(AdjointSamplingError):
+    """Training cannot go on (for example every gradient step of an iteration was non-finite)."""

@@ -37,7 +37,7 @@ from adjoint_sampling.adjoint import terminal_adjoint
 from adjoint_sampling.atomic_io import atomic_torch_save, atomic_write_text
 from adjoint_sampling.checkpoint import ModelCheckpoint, save_model_checkpoint
 from adjoint_sampling.distributed import DistributedContext
-from adjoint_sampling.errors import CheckpointError, ConfigError
+from adjoint_sampling.errors import CheckpointError, ConfigError, TrainingError
 from adjoint_sampling.importance import effective_sample_fraction, terminal_log_weight
 from adjoint_sampling.losses import bridge_matching_loss, ram_loss
 from adjoint_sampling.posterior_target import ParticleSymmetry, batch_posterior_adjoint
@@ -163,6 +163,7 @@ class TrainingCounters:
     train_seconds: float = 0.0
     checkpoint_index: int = 0
     metrics_bytes: int = 0  # length of metrics.jsonl at the last checkpoint
+    skipped_steps: int = 0  # gradient steps dropped for a non-finite gradient (counted in grad_steps)
 
     @property
     def grad_steps_per_energy_eval(self) -> float:
@@ -193,13 +194,19 @@ def cosine_lr(step: int, total: int, lr: float, lr_final: float | None) -> float
 def optimizer_step(
     model: nn.Module, optimizer: torch.optim.Optimizer, loss: Tensor, grad_clip: float | None,
     ema: dict[str, Tensor] | None = None, ema_decay: float | None = None,
-) -> float:
+) -> float | None:
     """Backpropagate ``loss``, clip the global gradient norm to ``grad_clip`` (None: no clip), step,
-    then move the weight average ``ema`` (a state dict of ``model``) by ``ema_decay``; returns the loss."""
+    then move the weight average ``ema`` (a state dict of ``model``) by ``ema_decay``; returns the loss.
+
+    A step whose gradient norm is not finite (a NaN or infinite loss, or an overflow) changes
+    nothing (weights, optimizer moments, EMA) and returns None. Under DDP the gradients are already
+    averaged over ranks, so every rank takes the same decision."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip is not None else math.inf)
+    if not math.isfinite(float(norm)):
+        optimizer.zero_grad(set_to_none=True)
+        return None
     optimizer.step()
     if ema is not None:
         decay = float(ema_decay)
@@ -399,11 +406,11 @@ class Trainer:
     def _lr_at(self, step: int, total: int) -> float:
         return cosine_lr(step, total, self.config.lr, self.config.lr_final)
 
-    def _optimizer_step(self, loss: Tensor) -> float:
+    def _optimizer_step(self, loss: Tensor) -> float | None:
         return optimizer_step(self.controller, self.optimizer, loss, self.config.grad_clip, self.ema,
                               self.config.ema_decay)
 
-    def _ram_step(self) -> float:
+    def _ram_step(self) -> float | None:
         by_weight = round(self.config.importance_fraction * self.config.batch_size)
         uniform = self.buffer.sample(self.config.batch_size - by_weight, self.generator)
         weighted = self.buffer.sample_by_weight(by_weight, self.generator) if by_weight else []
@@ -424,11 +431,25 @@ class Trainer:
             adj = torch.cat(parts)
         return self._optimizer_step(ram_loss(self.model(t, xt, batch), adj, batch.space))
 
-    def _warm_start_step(self) -> float | None:
+    def _count_skipped(self, losses: list[float | None], where: str) -> None:
+        """Count the steps dropped for a non-finite gradient; ``TrainingError`` if all of them were."""
+        skipped = sum(x is None for x in losses)
+        if not skipped:
+            return
+        self.counters.skipped_steps += skipped
+        log.warning("%s: %d of %d gradient steps skipped (non-finite gradient)", where, skipped, len(losses))
+        if skipped == len(losses):
+            raise TrainingError(
+                f"training diverged: every gradient step of {where} had a non-finite gradient; the last checkpoint "
+                f"in {self.state_dir} is intact (try a lower trainer.lr or a trainer.grad_clip)")
+
+    def _warm_start_step(self) -> float | None | bool:
+        """One bridge-matching step: its loss, None if skipped (non-finite), False if the problem
+        has no warm-start samples."""
         keys = self.problem.draw_keys(self.config.batch_size, self.generator)
         x1 = self.problem.warm_start_samples(keys, self.generator)
         if x1 is None:
-            return None
+            return False
         batch = self.problem.make_batch(keys)
         t = torch.rand(batch.space.num_systems, generator=self.generator, dtype=x1.dtype) * 0.99
         xt = batch.space.sample_bridge(x1, t, self.schedule, self.generator)
@@ -491,13 +512,15 @@ class Trainer:
             losses = []
             while c.warm_start_steps < cfg.warm_start_steps:
                 loss = self._warm_start_step()
-                if loss is None:
+                if loss is False:
                     log.warning("problem has no warm-start samples: skipping bridge matching")
                     c.warm_start_steps = cfg.warm_start_steps
                     break
                 losses.append(loss)
                 c.warm_start_steps += 1
                 c.grad_steps += 1
+            self._count_skipped(losses, "warm start")
+            losses = [x for x in losses if x is not None]
             c.train_seconds += time.perf_counter() - t0
             self._log({"phase": "warm_start", "warm_start_steps": c.warm_start_steps,
                        "bm_loss": sum(losses) / max(len(losses), 1)})
@@ -530,6 +553,8 @@ class Trainer:
                 for _ in range(cfg.grad_steps_per_refresh):
                     losses.append(self._ram_step())
                     c.grad_steps += 1
+                self._count_skipped(losses, f"iteration {c.iteration + 1}")
+                losses = [x for x in losses if x is not None]
                 evals, failed, esum, ecount = self.dist.sum(
                     [stats["evals"], stats["failed"], stats["energy_sum"], stats["energy_count"]])
                 c.energy_evals += int(evals)
@@ -539,6 +564,7 @@ class Trainer:
                 record = {
                     "iteration": c.iteration, "grad_steps": c.grad_steps, "energy_evals": c.energy_evals,
                     "failed_evals": c.failed_evals, "ram_loss": sum(losses) / len(losses),
+                    "skipped_steps": c.skipped_steps,
                     "energy_mean": esum / max(ecount, 1), "energy_min_rank0": stats["energy_min"],
                     "buffer_size": len(self.buffer), "lr": self.optimizer.param_groups[0]["lr"],
                     "grad_steps_per_energy_eval": c.grad_steps_per_energy_eval,

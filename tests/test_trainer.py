@@ -18,14 +18,14 @@ from torch import nn
 
 from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
 from adjoint_sampling.config import job_config_from_dict, load_job_config
-from adjoint_sampling.errors import CheckpointError, ConfigError
+from adjoint_sampling.errors import CheckpointError, ConfigError, TrainingError
 from adjoint_sampling.jobs import build_problem, run_training_job
 from adjoint_sampling.posterior_target import ParticleSymmetry
 from adjoint_sampling.problem import SystemBatch, TerminalEvaluation
 from adjoint_sampling.schedules import GeometricSchedule
 from adjoint_sampling.spaces import CenteredEuclideanSpace, TorusSpace
 from adjoint_sampling.synthetic_problem import SyntheticProblem
-from adjoint_sampling.trainer import Trainer, TrainerConfig, sample_terminal
+from adjoint_sampling.trainer import Trainer, TrainerConfig, optimizer_step, sample_terminal
 from models.registry import build_controller
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,6 +181,55 @@ def test_stop_and_resume_equals_uninterrupted_run(tmp_path, importance_fraction)
     rebuilt = ckpt.build_controller()
     for k, v in rebuilt.state_dict().items():
         assert torch.equal(v, full.controller.state_dict()[k])
+
+
+def test_optimizer_step_drops_a_non_finite_gradient_and_changes_nothing():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    x = torch.randn(8, 3)
+    assert optimizer_step(model, opt, model(x).pow(2).mean(), 1.0, ema, 0.5) is not None
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    moments = {k: v.clone() for k, v in opt.state_dict()["state"][0].items()}
+    ema_before = {k: v.clone() for k, v in ema.items()}
+    for bad_loss in (lambda: model(x).pow(2).mean() * float("nan"), lambda: model(x).sum() * float("inf")):
+        for clip in (1.0, None):
+            assert optimizer_step(model, opt, bad_loss(), clip, ema, 0.5) is None
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, weights[k]) and torch.equal(ema[k], ema_before[k])
+    for k, v in opt.state_dict()["state"][0].items():
+        assert torch.equal(v, moments[k])
+    # a finite step still moves the weights
+    loss = optimizer_step(model, opt, model(x).pow(2).mean(), None, ema, 0.5)
+    assert loss is not None and not torch.equal(model.weight, weights["weight"])
+
+
+def test_non_finite_steps_are_skipped_and_a_diverged_run_stops_with_a_clear_error(tmp_path, monkeypatch):
+    import adjoint_sampling.trainer as trainer_module
+
+    real_loss, calls = trainer_module.ram_loss, {"n": 0}
+
+    def every_third_nan(*args):
+        calls["n"] += 1
+        loss = real_loss(*args)
+        return loss * float("nan") if calls["n"] % 3 == 0 else loss
+
+    monkeypatch.setattr(trainer_module, "ram_loss", every_third_nan)
+    t = _tiny_trainer(tmp_path / "some", iterations=4)
+    counters = t.run()
+    assert counters.iteration == 4 and counters.grad_steps == 12 and counters.skipped_steps == 4
+    assert _metrics(tmp_path / "some")[-1]["skipped_steps"] == 4
+    assert all(torch.isfinite(v).all() for v in t.controller.state_dict().values())
+
+    monkeypatch.setattr(trainer_module, "ram_loss", lambda *args: real_loss(*args) * float("nan"))
+    t = _tiny_trainer(tmp_path / "all")
+    with pytest.raises(TrainingError, match="every gradient step of iteration 1 had a non-finite gradient"):
+        t.run()
+    # the last checkpoint (after the initial fill) is intact and resumes once the loss is sane again
+    monkeypatch.setattr(trainer_module, "ram_loss", real_loss)
+    resumed = _tiny_trainer(tmp_path / "all")
+    assert resumed.run().iteration == 5 and resumed.counters.skipped_steps == 0
 
 
 def test_resume_with_other_world_size_or_corrupt_state_is_refused(tmp_path):
