@@ -121,7 +121,9 @@ def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSett
             adj = batch_posterior_adjoint(xt, t, x1, adj, schedule, symmetry, settings.posterior_group_size)
         loss = optimizer_step(model, opt, ram_loss(model(t, xt, batch), adj, batch.space), settings.grad_clip,
                               ema, settings.ema_decay)
-        if step % 100 == 0:
+        if loss is None:  # non-finite gradient: the step was dropped
+            log.warning("step %d: non-finite gradient, step skipped", step)
+        elif step % 100 == 0:
             losses.append(loss)
             if step % 1000 == 0:
                 log.info("step %d: RAM loss %.3f", step, loss)
