@@ -81,9 +81,11 @@ def test_bench_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "result.json"
     argv = ["bench", "synthetic", "--system", "dw4", "--model", str(tmp_path / "run" / "model.pt"), "--reference",
             str(ref), "--make-reference", "--mcmc-steps", "200", "--num-samples", "300", "--output", str(out)]
-    assert main(argv) == 0
+    assert main(argv + ["--shapes"]) == 0
     result = json.loads(out.read_text())
     assert result["num_samples"] == 300 and result["paper_w2"] == 0.62
+    assert sum(row["generated"] for row in result["shapes"]["table"]) == 300
+    assert result["shapes"]["energy_w2_at_reference_shape_shares"] >= 0
     reference = torch.load(ref, weights_only=False)
     assert reference["summary"]["settings"]["num_steps"] == 200 and reference["samples"].shape == (2000, 4, 2)
     # the reported numbers are the metrics of the seeded samples
@@ -122,6 +124,33 @@ def test_restart_diagnostic(tmp_path, capsys):
     assert capsys.readouterr().out.count("restart at t0") == 2
     assert main(argv[:-1] + ["0.5,1.5"]) == 2
     assert "--restart-times" in capsys.readouterr().err
+
+
+def test_shapes_count_short_pairs_and_separate_within_shape_error(tmp_path, capsys):
+    from benchmarks.synthetic.shapes import energy_w2_at_reference_shape_shares, short_pair_counts, shape_table
+
+    energy = DoubleWellEnergy()
+    square = torch.tensor([[0.0, 0.0], [3.0, 0.0], [3.0, 3.0], [0.0, 3.0]])  # sides 3, diagonals 4.24
+    line = torch.tensor([[0.0, 0.0], [3.0, 0.0], [6.0, 0.0], [9.0, 0.0]])  # 3 neighbours short
+    dimers = torch.tensor([[0.0, 0.0], [2.5, 0.0], [0.0, 6.0], [2.5, 6.0]])
+    assert short_pair_counts(torch.stack([square, line, dimers]).double(), energy).tolist() == [4, 3, 2]
+    # samples of the reference itself, with the in-between shapes 8 times over-represented: the
+    # energy W2 is large, but it all comes from the shape weights
+    ref = torch.load(REPO / "benchmarks" / "synthetic" / "references" / "dw4.pt", weights_only=False)
+    ref_x, ref_e = ref["samples"].double(), ref["energies"].double()
+    k = short_pair_counts(ref_x, energy)
+    rare = torch.nonzero((k == 3) | (k == 5)).flatten()
+    idx = torch.cat([torch.arange(1000), rare.repeat(8)])[:2000]
+    gen_x, gen_e = ref_x[idx], ref_e[idx]
+    table = {row["short_pairs"]: row for row in shape_table(gen_x, gen_e, ref_x, ref_e, energy)}
+    assert table[3]["reference"] == int((k == 3).sum()) and table[3]["generated"] > 4 * table[3]["reference"]
+    assert table[2]["reference_energy_mean"] == pytest.approx(float(ref_e[k == 2].mean()))
+    whole = energy_w2(gen_e, ref_e)
+    within = energy_w2_at_reference_shape_shares(gen_x, gen_e, ref_x, ref_e, energy)
+    assert whole > 1.0 and within < 0.25 * whole
+    # the CLI refuses the option for Lennard-Jones clusters
+    assert main(["bench", "synthetic", "--system", "lj13", "--shapes"]) == 2
+    assert "double-well" in capsys.readouterr().err
 
 
 def test_random_walk_samples_relax_to_the_double_well_basins():

@@ -24,7 +24,8 @@ from benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
 from benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
 from benchmarks.synthetic.restart import restarted_samples
 from benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
-from energy.synthetic import SYNTHETIC_SYSTEMS, build_synthetic_energy
+from benchmarks.synthetic.shapes import energy_w2_at_reference_shape_shares, shape_table
+from energy.synthetic import SYNTHETIC_SYSTEMS, DoubleWellEnergy, build_synthetic_energy
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--importance-resample", action="store_true",
                         help="also report the samples resampled by their path importance weights (a diagnostic: "
                              "duplicates allowed; not the sampler's output)")
+    parser.add_argument("--shapes", action="store_true",
+                        help="double wells only: count samples by short pairs (shape) and report the energy W2 "
+                             "left if the shape weights were the reference's")
     parser.add_argument("--output", type=Path, default=None, help="JSON results file")
     parser.add_argument("--threads", type=int, default=1)
 
@@ -87,6 +91,8 @@ def _reference(args: argparse.Namespace) -> tuple[dict, Path]:
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
+    if args.shapes and not isinstance(build_synthetic_energy(args.system), DoubleWellEnergy):
+        raise ConfigError(f"--shapes is for double-well systems, not {args.system!r}")
     ref, ref_path = _reference(args)
     ref_x, ref_e = ref["samples"].double(), ref["energies"].double()
     print(f"reference {ref_path}: {ref_x.shape[0]} samples, mean energy {float(ref_e.mean()):.3f}, "
@@ -124,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"path importance weights: effective sample size {ess * n:.0f} of {n}")
     if args.importance_resample:
         result["importance_resampled"] = _importance_resampled(gen_x, gen_e, gen_log_w, ref_x[:n], ref_e[:n], args)
+    if args.shapes:
+        result["shapes"] = _shapes(gen_x, gen_e, ref_x[:n], ref_e[:n], args)
     if args.restart_times:
         result["restarts"] = _restarts(ckpt, ref_x[:n], ref_e[:n], args.restart_times, args.seed)
     if args.output:
@@ -142,6 +150,20 @@ def _importance_resampled(gen_x: torch.Tensor, gen_e: torch.Tensor, log_w: torch
     print(f"resampled by importance weight ({row['distinct']} distinct samples): W2 {row['w2']:.3f}, "
           f"energy W2 {row['energy_w2']:.3f}, mean energy {row['energy_mean']:.3f}")
     return row
+
+
+def _shapes(gen_x: torch.Tensor, gen_e: torch.Tensor, ref_x: torch.Tensor, ref_e: torch.Tensor,
+            args: argparse.Namespace) -> dict:
+    energy = build_synthetic_energy(args.system)
+    table = shape_table(gen_x, gen_e, ref_x, ref_e, energy)
+    print("short pairs | generated (mean energy) | reference (mean energy)")
+    for row in table:
+        g, r = row["generated_energy_mean"], row["reference_energy_mean"]
+        print(f"{row['short_pairs']:11d} | {row['generated']:5d} ({'-' if g is None else f'{g:.2f}'}) | "
+              f"{row['reference']:5d} ({'-' if r is None else f'{r:.2f}'})")
+    within = energy_w2_at_reference_shape_shares(gen_x, gen_e, ref_x, ref_e, energy, args.seed)
+    print(f"energy W2 with the reference's shape weights (within-shape error only): {within:.3f}")
+    return {"table": table, "energy_w2_at_reference_shape_shares": within}
 
 
 def _restarts(ckpt, ref_x: torch.Tensor, ref_e: torch.Tensor, text: str, seed: int) -> list[dict[str, float]]:
