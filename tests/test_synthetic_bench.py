@@ -205,13 +205,13 @@ def test_oracle_fit_rejects_an_unknown_target():
         FitSettings(ram_target="mean")
 
 
-def test_path_weights_correct_the_committed_dw4_models_energies(tmp_path, capsys):
-    """The committed DW-4 controller is about 1 energy unit too hot; weighting its samples by their
-    path importance weights brings the mean energy within 0.5 of the reference's (1,000 samples,
-    seed 0), and the CLI reports the resampled set beside the raw one."""
+def test_path_weights_correct_a_too_hot_dw4_models_energies(tmp_path, capsys):
+    """The archived plain-RAM DW-4 controller is about 1 energy unit too hot; weighting its samples
+    by their path importance weights brings the mean energy within 0.5 of the reference's (1,000
+    samples, seed 0), and the CLI reports the resampled set beside the raw one."""
     from benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
 
-    model = REPO / "benchmarks" / "synthetic" / "models" / "dw4.pt"
+    model = REPO / "benchmarks" / "synthetic" / "models" / "archive" / "dw4_plain.pt"
     reference = torch.load(REPO / "benchmarks" / "synthetic" / "references" / "dw4.pt", weights_only=False)
     ref_mean = float(reference["energies"].mean())
     ckpt = load_model_checkpoint(model)
@@ -222,8 +222,8 @@ def test_path_weights_correct_the_committed_dw4_models_energies(tmp_path, capsys
     assert float(e.mean()) - ref_mean > 0.6
     assert abs(weighted_mean - ref_mean) < 0.5
     out = tmp_path / "result.json"
-    argv = ["bench", "synthetic", "--system", "dw4", "--num-samples", "300", "--importance-resample",
-            "--output", str(out)]
+    argv = ["bench", "synthetic", "--system", "dw4", "--model", str(model), "--num-samples", "300",
+            "--importance-resample", "--output", str(out)]
     assert main(argv) == 0
     result = json.loads(out.read_text())
     resampled = result["importance_resampled"]
