@@ -82,14 +82,15 @@ def _euler_maruyama(
     for k in range(grid.shape[0] - 1):
         t = float(grid[k])
         dnu = float(nu[k + 1] - nu[k])
+        sqrt_dnu = math.sqrt(max(dnu, 0.0))
         eps = space.noise(generator, dtype)
-        step = math.sqrt(max(dnu, 0.0)) * eps
+        step = sqrt_dnu * eps
         if control is not None:
             t_sys = torch.full((space.num_systems,), t, dtype=dtype, device=x.device)
             f = space.project_vector(control(t_sys, x))
             step = step + dnu * f
             if log_ratio_rows is not None:
-                log_ratio_rows -= (math.sqrt(max(dnu, 0.0)) * (f * eps).sum(-1) + 0.5 * dnu * (f * f).sum(-1)).double()
+                log_ratio_rows -= (sqrt_dnu * (f * eps).sum(-1) + 0.5 * dnu * (f * f).sum(-1)).double()
         x = space.project_state(x + step)
     if log_ratio_rows is None:
         return x, None

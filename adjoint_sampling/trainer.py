@@ -431,25 +431,24 @@ class Trainer:
             adj = torch.cat(parts)
         return self._optimizer_step(ram_loss(self.model(t, xt, batch), adj, batch.space))
 
-    def _count_skipped(self, losses: list[float | None], where: str) -> None:
-        """Count the steps dropped for a non-finite gradient; ``TrainingError`` if all of them were."""
-        skipped = sum(x is None for x in losses)
+    def _finite_losses(self, losses: list[float | None], where: str) -> list[float]:
+        """The losses of the steps taken; counts the steps dropped for a non-finite gradient (None)
+        and raises ``TrainingError`` if all of them were."""
+        finite = [x for x in losses if x is not None]
+        skipped = len(losses) - len(finite)
         if not skipped:
-            return
+            return finite
         self.counters.skipped_steps += skipped
         log.warning("%s: %d of %d gradient steps skipped (non-finite gradient)", where, skipped, len(losses))
         if skipped == len(losses):
             raise TrainingError(
                 f"training diverged: every gradient step of {where} had a non-finite gradient; the last checkpoint "
                 f"in {self.state_dir} is intact (try a lower trainer.lr or a trainer.grad_clip)")
+        return finite
 
-    def _warm_start_step(self) -> float | None | bool:
-        """One bridge-matching step: its loss, None if skipped (non-finite), False if the problem
-        has no warm-start samples."""
-        keys = self.problem.draw_keys(self.config.batch_size, self.generator)
-        x1 = self.problem.warm_start_samples(keys, self.generator)
-        if x1 is None:
-            return False
+    def _warm_start_step(self, keys: list[int], x1: Tensor) -> float | None:
+        """One bridge-matching step on warm-start samples ``x1`` (rows) of systems ``keys``: its
+        loss, None if it was skipped (non-finite gradient)."""
         batch = self.problem.make_batch(keys)
         t = torch.rand(batch.space.num_systems, generator=self.generator, dtype=x1.dtype) * 0.99
         xt = batch.space.sample_bridge(x1, t, self.schedule, self.generator)
@@ -511,16 +510,16 @@ class Trainer:
             t0 = time.perf_counter()
             losses = []
             while c.warm_start_steps < cfg.warm_start_steps:
-                loss = self._warm_start_step()
-                if loss is False:
+                keys = self.problem.draw_keys(cfg.batch_size, self.generator)
+                x1 = self.problem.warm_start_samples(keys, self.generator)
+                if x1 is None:
                     log.warning("problem has no warm-start samples: skipping bridge matching")
                     c.warm_start_steps = cfg.warm_start_steps
                     break
-                losses.append(loss)
+                losses.append(self._warm_start_step(keys, x1))
                 c.warm_start_steps += 1
                 c.grad_steps += 1
-            self._count_skipped(losses, "warm start")
-            losses = [x for x in losses if x is not None]
+            losses = self._finite_losses(losses, "warm start")
             c.train_seconds += time.perf_counter() - t0
             self._log({"phase": "warm_start", "warm_start_steps": c.warm_start_steps,
                        "bm_loss": sum(losses) / max(len(losses), 1)})
@@ -553,8 +552,7 @@ class Trainer:
                 for _ in range(cfg.grad_steps_per_refresh):
                     losses.append(self._ram_step())
                     c.grad_steps += 1
-                self._count_skipped(losses, f"iteration {c.iteration + 1}")
-                losses = [x for x in losses if x is not None]
+                losses = self._finite_losses(losses, f"iteration {c.iteration + 1}")
                 evals, failed, esum, ecount = self.dist.sum(
                     [stats["evals"], stats["failed"], stats["energy_sum"], stats["energy_count"]])
                 c.energy_evals += int(evals)

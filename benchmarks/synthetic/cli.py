@@ -91,7 +91,8 @@ def _reference(args: argparse.Namespace) -> tuple[dict, Path]:
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    if args.shapes and not isinstance(build_synthetic_energy(args.system), DoubleWellEnergy):
+    energy = build_synthetic_energy(args.system)
+    if args.shapes and not isinstance(energy, DoubleWellEnergy):
         raise ConfigError(f"--shapes is for double-well systems, not {args.system!r}")
     ref, ref_path = _reference(args)
     ref_x, ref_e = ref["samples"].double(), ref["energies"].double()
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     if args.importance_resample:
         result["importance_resampled"] = _importance_resampled(gen_x, gen_e, gen_log_w, ref_x[:n], ref_e[:n], args)
     if args.shapes:
-        result["shapes"] = _shapes(gen_x, gen_e, ref_x[:n], ref_e[:n], args)
+        result["shapes"] = _shapes(gen_x, gen_e, ref_x[:n], ref_e[:n], energy, args.seed)
     if args.restart_times:
         result["restarts"] = _restarts(ckpt, ref_x[:n], ref_e[:n], args.restart_times, args.seed)
     if args.output:
@@ -153,15 +154,14 @@ def _importance_resampled(gen_x: torch.Tensor, gen_e: torch.Tensor, log_w: torch
 
 
 def _shapes(gen_x: torch.Tensor, gen_e: torch.Tensor, ref_x: torch.Tensor, ref_e: torch.Tensor,
-            args: argparse.Namespace) -> dict:
-    energy = build_synthetic_energy(args.system)
+            energy: DoubleWellEnergy, seed: int) -> dict:
     table = shape_table(gen_x, gen_e, ref_x, ref_e, energy)
     print("short pairs | generated (mean energy) | reference (mean energy)")
     for row in table:
         g, r = row["generated_energy_mean"], row["reference_energy_mean"]
         print(f"{row['short_pairs']:11d} | {row['generated']:5d} ({'-' if g is None else f'{g:.2f}'}) | "
               f"{row['reference']:5d} ({'-' if r is None else f'{r:.2f}'})")
-    within = energy_w2_at_reference_shape_shares(gen_x, gen_e, ref_x, ref_e, energy, args.seed)
+    within = energy_w2_at_reference_shape_shares(gen_x, gen_e, ref_x, ref_e, energy, seed)
     print(f"energy W2 with the reference's shape weights (within-shape error only): {within:.3f}")
     return {"table": table, "energy_w2_at_reference_shape_shares": within}
 
