@@ -43,5 +43,5 @@ USER app
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-m", "service.healthcheck"]
+    CMD ["python", "-m", "adjoint_sampling.service.healthcheck"]
 ENTRYPOINT ["adjoint-sampling", "serve"]

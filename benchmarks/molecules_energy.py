@@ -25,19 +25,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adjoint_sampling.errors import InvalidMoleculeError
-from adjoint_sampling.etkdg import embed_etkdg
-from adjoint_sampling.molecules.checks import check_conformers
-from adjoint_sampling.molecules.graph import atomic_system
-from adjoint_sampling.molecules.parsing import parse_smiles
-from adjoint_sampling.molecules.torsions import find_torsions, local_structure, set_torsions, torsion_gradient
-from adjoint_sampling.relax import relax
-from energy.penalty import BondStructurePenalty
-from energy.registry import build_energy
+from adjoint_sampling.chemistry.checks import check_conformers
+from adjoint_sampling.chemistry.embedding import embed_etkdg, local_structure
+from adjoint_sampling.chemistry.graph import atomic_system
+from adjoint_sampling.chemistry.parsing import parse_smiles
+from adjoint_sampling.chemistry.torsions import find_torsions, set_torsions, torsion_gradient
+from adjoint_sampling.core.errors import InvalidMoleculeError
+from adjoint_sampling.core.paths import SHARED_DATA_DIR
+from adjoint_sampling.energy.penalty import BondStructurePenalty
+from adjoint_sampling.energy.registry import build_energy
+from adjoint_sampling.energy.relax import relax
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spice_test.txt"
+DEFAULT_DATA = SHARED_DATA_DIR / "spice_test.txt"
 
 
 def _read_molecules(path: Path) -> list[tuple[int, str, str]]:
@@ -115,7 +116,7 @@ def speed_figures(smiles: str, xtb_workers: int) -> dict:
         xtb = build_energy("xtb", num_workers=workers)
         figures[f"xtb_{workers}workers_s_per_conformer"] = _timed(lambda: xtb.energy_and_forces(system, pos), 1) / 8
     with tempfile.TemporaryDirectory() as tmp:
-        from energy.fairchem_backend import save_random_esen_checkpoint
+        from adjoint_sampling.energy.fairchem_backend import save_random_esen_checkpoint
 
         path = save_random_esen_checkpoint(Path(tmp) / "esen.pt", num_layers=2, channels=32)
         esen = build_energy("fairchem", checkpoint_path=path)

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 
-from service.testing import start_server
+from adjoint_sampling.service.testing import start_server
 
 log = logging.getLogger(__name__)
 

@@ -25,14 +25,15 @@ import numpy as np
 import torch
 from rdkit import Chem
 
-from adjoint_sampling.conformer_ops import prune_by_rmsd
-from adjoint_sampling.conformers import GenerationRequest
-from adjoint_sampling.molecular.dataset import read_smiles_file
-from adjoint_sampling.molecules.checks import check_conformers
-from adjoint_sampling.molecules.torsions import set_torsions
-from adjoint_sampling.sampler import Sampler
+from adjoint_sampling.chemistry.checks import check_conformers
+from adjoint_sampling.chemistry.rmsd import prune_by_rmsd
+from adjoint_sampling.chemistry.torsions import set_torsions
+from adjoint_sampling.core.paths import SHARED_DATA_DIR
+from adjoint_sampling.generation.sampler import Sampler
+from adjoint_sampling.generation.types import GenerationRequest
+from adjoint_sampling.problems.molecular.dataset import read_smiles_file
 
-DEFAULT_TEST_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "spice_test.txt"
+DEFAULT_TEST_FILE = SHARED_DATA_DIR / "spice_test.txt"
 
 
 def pick_molecules(path: Path, count: int) -> list[str]:

@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adjoint_sampling.errors import CheckpointError, ConfigError
-from energy.base import AtomicSystem, EnergyModel, EnergyResult
-from energy.units import EV_TO_KCAL
+from adjoint_sampling.core.atomic_system import AtomicSystem
+from adjoint_sampling.core.errors import CheckpointError, ConfigError
+from adjoint_sampling.core.units import EV_TO_KCAL
+from adjoint_sampling.energy.base import EnergyModel, EnergyResult
 
 logger = logging.getLogger(__name__)
 

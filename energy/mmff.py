@@ -18,8 +18,9 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 from rdkit.ForceField import rdForceField
 
-from adjoint_sampling.errors import EnergyCalculationError
-from energy.base import AtomicSystem, EnergyModel, EnergyResult
+from adjoint_sampling.core.atomic_system import AtomicSystem
+from adjoint_sampling.core.errors import EnergyCalculationError
+from adjoint_sampling.energy.base import EnergyModel, EnergyResult
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from collections import OrderedDict
 
 import torch
 
-from adjoint_sampling.molecules.checks import BOND_TOLERANCE, covalent_radii
-from energy.base import AtomicSystem, EnergyModel, EnergyResult
+from adjoint_sampling.chemistry.checks import BOND_TOLERANCE, covalent_radii
+from adjoint_sampling.core.atomic_system import AtomicSystem
+from adjoint_sampling.energy.base import EnergyModel, EnergyResult
 
 DEFAULT_ALPHA: float = 20.0
 DEFAULT_BOND_FACTOR: float = 1.2

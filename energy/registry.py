@@ -5,21 +5,12 @@ Backends with heavy imports (tblite, fairchem) are imported only when asked for.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from adjoint_sampling.errors import ConfigError
-from energy.base import EnergyModel
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.energy.base import EnergyModel
 
 ENERGY_BACKENDS: tuple[str, ...] = ("mmff", "xtb", "fairchem")
-
-
-def available_cores() -> int:
-    """CPU cores this process may use (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
-        return max(1, os.cpu_count() or 1)
 
 
 def build_energy(name: str, **kwargs: Any) -> EnergyModel:
@@ -32,11 +23,11 @@ def build_energy(name: str, **kwargs: Any) -> EnergyModel:
         ConfigError: unknown name or arguments the backend does not take.
     """
     if name == "mmff":
-        from energy.mmff import MMFFEnergy as backend
+        from adjoint_sampling.energy.mmff import MMFFEnergy as backend
     elif name == "xtb":
-        from energy.xtb import XTBEnergy as backend
+        from adjoint_sampling.energy.xtb import XTBEnergy as backend
     elif name == "fairchem":
-        from energy.fairchem_backend import FairChemEnergy as backend
+        from adjoint_sampling.energy.fairchem_backend import FairChemEnergy as backend
     else:
         raise ConfigError(f"unknown energy backend {name!r}; choose one of {', '.join(ENERGY_BACKENDS)}")
     try:

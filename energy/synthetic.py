@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adjoint_sampling.errors import ConfigError
+from adjoint_sampling.core.errors import ConfigError
 
 __all__ = ["ParticleEnergy", "DoubleWellEnergy", "LennardJonesEnergy", "build_synthetic_energy", "SYNTHETIC_SYSTEMS",
            "pairwise_distances"]

@@ -19,10 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from adjoint_sampling.errors import ConfigError
-from energy.base import AtomicSystem, EnergyModel, EnergyResult
-from energy.registry import available_cores
-from energy.units import BOHR_TO_ANGSTROM, HARTREE_TO_KCAL
+from adjoint_sampling.core.atomic_system import AtomicSystem
+from adjoint_sampling.core.cpu import available_cores
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.core.units import BOHR_TO_ANGSTROM, HARTREE_TO_KCAL
+from adjoint_sampling.energy.base import EnergyModel, EnergyResult
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from adjoint_sampling.problem import GraphContext, SystemBatch
-from adjoint_sampling.segments import segment_counts
-from models.registry import register_controller
+from adjoint_sampling.models.registry import register_controller
+from adjoint_sampling.sde.batch import GraphContext, SystemBatch
+from adjoint_sampling.sde.segments import segment_counts
 
 __all__ = ["EGNNController", "fully_connected_edges"]
 

@@ -14,25 +14,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from adjoint_sampling.problem import GraphContext, SystemBatch
+from adjoint_sampling.core.geometry import random_orthogonal
+from adjoint_sampling.sde.batch import GraphContext, SystemBatch
 
 __all__ = [
-    "random_orthogonal",
     "random_permutation_within_systems",
     "permute_system_batch",
     "max_abs_error",
     "equivariance_errors",
 ]
-
-
-def random_orthogonal(dim: int, generator: torch.Generator, reflection: bool = False) -> Tensor:
-    """A random ``(D, D)`` orthogonal matrix with det +1 (rotation) or det -1 (reflection)."""
-    a = torch.randn(dim, dim, generator=generator, dtype=torch.float64)
-    q, r = torch.linalg.qr(a)
-    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
-    if (torch.det(q) < 0) != reflection:
-        q[:, 0] = -q[:, 0]
-    return q
 
 
 def random_permutation_within_systems(batch: Tensor, generator: torch.Generator) -> Tensor:

@@ -12,9 +12,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from adjoint_sampling.problem import GraphContext, SystemBatch
-from models.egnn import EGNNController
-from models.registry import register_controller
+from adjoint_sampling.models.egnn import EGNNController
+from adjoint_sampling.models.registry import register_controller
+from adjoint_sampling.sde.batch import GraphContext, SystemBatch
 
 
 @register_controller("molecular_egnn")

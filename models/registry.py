@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from adjoint_sampling.errors import ConfigError
+from adjoint_sampling.core.errors import ConfigError
 
 __all__ = ["register_controller", "build_controller", "available_controllers", "CONTROLLER_MODULES"]
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
-CONTROLLER_MODULES: list[str] = ["models.egnn", "models.torsional", "models.molecular_egnn"]
+CONTROLLER_MODULES: list[str] = ["adjoint_sampling.models.egnn", "adjoint_sampling.models.torsional", "adjoint_sampling.models.molecular_egnn"]
 """Modules imported (lazily, on first lookup) so that their controllers register themselves.
 Add one line here for a new controller module."""
 

@@ -21,9 +21,9 @@ import torch
 from e3nn import o3
 from torch import Tensor, nn
 
-from adjoint_sampling.segments import segment_mean
-from models.molecular_edges import pairs_within_systems
-from models.registry import register_controller
+from adjoint_sampling.models.molecular_edges import pairs_within_systems
+from adjoint_sampling.models.registry import register_controller
+from adjoint_sampling.sde.segments import segment_mean
 
 
 def time_embedding(t: Tensor, dim: int) -> Tensor:

@@ -26,10 +26,11 @@ from fastapi import FastAPI, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from adjoint_sampling import __version__
-from adjoint_sampling.conformers import ConformerGenerator, GenerationRequest
-from service.errors import ApiError, install_error_handlers
-from service.generation import (
+from adjoint_sampling.core.version import __version__
+from adjoint_sampling.generation.loading import load_generator, resolve_model_spec
+from adjoint_sampling.generation.types import ConformerGenerator, GenerationRequest
+from adjoint_sampling.service.errors import ApiError, install_error_handlers
+from adjoint_sampling.service.generation import (
     batch_result,
     failed_outcome,
     generate,
@@ -37,12 +38,11 @@ from service.generation import (
     validate_molecule,
     validate_options,
 )
-from service.job_runner import JobRunner
-from service.job_store import JobRecord, JobStore
-from service.limits import ConcurrencyLimiter, body_size_limit
-from service.metrics import ServiceMetrics
-from service.model_loading import load_generator, resolve_model_spec
-from service.schemas import (
+from adjoint_sampling.service.job_runner import JobRunner
+from adjoint_sampling.service.job_store import JobRecord, JobStore
+from adjoint_sampling.service.limits import ConcurrencyLimiter, body_size_limit
+from adjoint_sampling.service.metrics import ServiceMetrics
+from adjoint_sampling.service.schemas import (
     BatchRequest,
     BatchResult,
     ConformerRequest,
@@ -52,8 +52,8 @@ from service.schemas import (
     JobInfo,
     ModelsResponse,
 )
-from service.settings import ServiceSettings
-from service.workers import start_in_thread, wait_with_timeout
+from adjoint_sampling.service.settings import ServiceSettings
+from adjoint_sampling.service.workers import start_in_thread, wait_with_timeout
 
 log = logging.getLogger(__name__)
 

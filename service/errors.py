@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.schemas import ErrorBody, ErrorDetail
+from adjoint_sampling.service.schemas import ErrorBody, ErrorDetail
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from adjoint_sampling.conformer_io import conformers_to_json, conformers_to_sdf, conformers_to_xyz
-from adjoint_sampling.conformers import ConformerGenerator, ConformerSet, GenerationRequest
-from adjoint_sampling.errors import AdjointSamplingError, InvalidMoleculeError
-from adjoint_sampling.molecules.checks import REASONS as CHECK_REASONS
-from adjoint_sampling.molecules.parsing import ParsedMolecule, parse_smiles
-from service.errors import ApiError
-from service.schemas import GenerationOptions, MoleculeInput
-from service.settings import ServiceSettings
+from adjoint_sampling.chemistry.checks import REASONS as CHECK_REASONS
+from adjoint_sampling.chemistry.parsing import ParsedMolecule, parse_smiles
+from adjoint_sampling.core.errors import AdjointSamplingError, InvalidMoleculeError
+from adjoint_sampling.generation.formats import conformers_to_json, conformers_to_sdf, conformers_to_xyz
+from adjoint_sampling.generation.types import ConformerGenerator, ConformerSet, GenerationRequest
+from adjoint_sampling.service.errors import ApiError
+from adjoint_sampling.service.schemas import GenerationOptions, MoleculeInput
+from adjoint_sampling.service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from adjoint_sampling.conformers import ConformerGenerator
-from service.errors import ApiError
-from service.generation import batch_result, failed_outcome, process_molecule
-from service.job_store import JobRecord, JobStore
-from service.schemas import BatchRequest
-from service.settings import ServiceSettings
-from service.workers import start_in_thread, wait_with_timeout
+from adjoint_sampling.generation.types import ConformerGenerator
+from adjoint_sampling.service.errors import ApiError
+from adjoint_sampling.service.generation import batch_result, failed_outcome, process_molecule
+from adjoint_sampling.service.job_store import JobRecord, JobStore
+from adjoint_sampling.service.schemas import BatchRequest
+from adjoint_sampling.service.settings import ServiceSettings
+from adjoint_sampling.service.workers import start_in_thread, wait_with_timeout
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import json
 import threading
 from collections.abc import Awaitable, Callable
 
-from service.errors import BodyTooLarge, error_payload
-from service.metrics import ASGIApp, Message, Scope
+from adjoint_sampling.service.errors import BodyTooLarge, error_payload
+from adjoint_sampling.service.metrics import ASGIApp, Message, Scope
 
 
 def body_size_limit(app: ASGIApp, max_bytes: int, on_reject: Callable[[], None] | None = None) -> ASGIApp:

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from adjoint_sampling.errors import ConfigError
+from adjoint_sampling.core.errors import ConfigError
 
 ENV_PREFIX = "AS_"
 

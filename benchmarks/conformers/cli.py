@@ -14,11 +14,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from adjoint_sampling.errors import ConfigError
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.core.paths import SHARED_DATA_DIR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATA_DIR = Path("../shared/data")
+DEFAULT_DATA_DIR = SHARED_DATA_DIR
 DEFAULT_OUT_DIR = Path("benchmarks/results/conformers")
 
 
@@ -92,10 +93,10 @@ def _command_line() -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from benchmarks.conformers.methods import parse_methods
-    from benchmarks.conformers.records import read_records
-    from benchmarks.conformers.report import write_report
-    from benchmarks.conformers.runner import BenchmarkConfig, run_benchmark
+    from adjoint_sampling.benchmarks.conformers.methods import parse_methods
+    from adjoint_sampling.benchmarks.conformers.records import read_records
+    from adjoint_sampling.benchmarks.conformers.report import write_report
+    from adjoint_sampling.benchmarks.conformers.runner import BenchmarkConfig, run_benchmark
 
     test_list, conformer_dir = _data_paths(args)
     shard_index, num_shards = _parse_shard(args.shard)
@@ -133,9 +134,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from benchmarks.conformers.merge import merge_records
-    from benchmarks.conformers.report import write_report
-    from benchmarks.conformers.runner import RECORDS_FILE_NAME
+    from adjoint_sampling.benchmarks.conformers.merge import merge_records
+    from adjoint_sampling.benchmarks.conformers.report import write_report
+    from adjoint_sampling.benchmarks.conformers.runner import RECORDS_FILE_NAME
 
     output = args.out / RECORDS_FILE_NAME
     records = merge_records(args.inputs, output)
@@ -148,9 +149,13 @@ def _merge(args: argparse.Namespace) -> int:
 def _rmsd_check(args: argparse.Namespace) -> int:
     import torch
 
-    from adjoint_sampling.etkdg import embed_etkdg
-    from benchmarks.conformers.references import MissingReferenceError, load_reference_ensemble, read_test_list
-    from benchmarks.conformers.rmsd import summarize_validations, validate_rmsd, validations_to_json
+    from adjoint_sampling.benchmarks.conformers.references import (
+        MissingReferenceError,
+        load_reference_ensemble,
+        read_test_list,
+    )
+    from adjoint_sampling.benchmarks.conformers.rmsd import summarize_validations, validate_rmsd, validations_to_json
+    from adjoint_sampling.chemistry.embedding import embed_etkdg
 
     torch.set_num_threads(1)
     test_list, conformer_dir = _data_paths(args)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adjoint_sampling.errors import ConfigError
-from benchmarks.conformers.records import read_records, record_key, write_records
+from adjoint_sampling.benchmarks.conformers.records import read_records, record_key, write_records
+from adjoint_sampling.core.errors import ConfigError
 
 __all__ = ["collect_record_files", "merge_records"]
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adjoint_sampling.conformers import RELAX_METHODS, ConformerGenerator
-from adjoint_sampling.errors import ConfigError
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.generation.types import RELAX_METHODS, ConformerGenerator
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -46,7 +46,7 @@ class MethodOptions:
 
 def _etkdg(options: MethodOptions) -> ConformerGenerator:
     """ETKDG that reuses its embedding across relax variants (its cost is charged to each)."""
-    from adjoint_sampling.etkdg import EtkdgGenerator
+    from adjoint_sampling.generation.etkdg import EtkdgGenerator
 
     return EtkdgGenerator(num_threads=options.num_threads, reuse_embedding=True)
 
@@ -54,8 +54,8 @@ def _etkdg(options: MethodOptions) -> ConformerGenerator:
 def _sampler(options: MethodOptions) -> ConformerGenerator:
     if options.checkpoint is None:
         raise ConfigError("method 'sampler' needs --checkpoint PATH")
-    from adjoint_sampling.sampler import Sampler
-    from energy.registry import build_energy
+    from adjoint_sampling.energy.registry import build_energy
+    from adjoint_sampling.generation.sampler import Sampler
 
     energy = None if options.sampler_energy is None else build_energy(options.sampler_energy)
     # Raw samples are reused across relax variants (their cost is charged to each), as for ETKDG.

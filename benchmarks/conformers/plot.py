@@ -10,8 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.conformers.metrics import HEADLINE_THRESHOLDS  # noqa: E402
-from benchmarks.conformers.report import MethodSummary  # noqa: E402
+from adjoint_sampling.benchmarks.conformers.metrics import HEADLINE_THRESHOLDS  # noqa: E402
+from adjoint_sampling.benchmarks.conformers.summary import MethodSummary  # noqa: E402
 
 __all__ = ["plot_coverage"]
 

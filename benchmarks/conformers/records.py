@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from adjoint_sampling.errors import AdjointSamplingError
+from adjoint_sampling.core.errors import AdjointSamplingError
 
 __all__ = ["RecordFormatError", "RecordKey", "append_records", "read_records", "record_key", "write_records"]
 

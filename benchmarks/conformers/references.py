@@ -19,9 +19,9 @@ import numpy as np
 from rdkit import Chem, RDLogger
 from rdkit.Chem import rdDetermineBonds
 
-from adjoint_sampling.errors import AdjointSamplingError, InvalidMoleculeError
-from adjoint_sampling.molecules.checks import check_conformers
-from adjoint_sampling.molecules.parsing import parse_smiles
+from adjoint_sampling.chemistry.checks import check_conformers
+from adjoint_sampling.chemistry.parsing import parse_smiles
+from adjoint_sampling.core.errors import AdjointSamplingError, InvalidMoleculeError
 
 __all__ = [
     "MAX_REFERENCES",

@@ -9,117 +9,22 @@ over all molecules (total time / total conformers drawn).
 from __future__ import annotations
 
 import json
-import warnings
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.conformers.metrics import HEADLINE_THRESHOLDS, THRESHOLDS, threshold_index
+from adjoint_sampling.benchmarks.conformers.metrics import HEADLINE_THRESHOLDS
+from adjoint_sampling.benchmarks.conformers.plot import plot_coverage
+from adjoint_sampling.benchmarks.conformers.summary import MethodSummary, summarize
 
-__all__ = ["MethodSummary", "summarize", "write_markdown", "write_report", "write_summary_json"]
+__all__ = ["write_markdown", "write_report", "write_summary_json"]
 
 SUMMARY_MARKDOWN = "summary.md"
 SUMMARY_JSON = "summary.json"
 COVERAGE_PLOT = "coverage.png"
-
-
-@dataclass
-class MethodSummary:
-    """One method averaged over molecules (coverage as fractions in [0, 1], RMSD in angstrom).
-
-    Attributes:
-        thresholds: ``(T,)`` threshold sweep.
-        cov_r_mean / cov_r_median / cov_p_mean / cov_p_median: ``(T,)`` over molecules.
-        amr_r_mean / ... : floats over molecules.
-        valid_share: conformers passing the connectivity/stereo check / conformers drawn.
-        wall_s_per_conformer / cpu_s_per_conformer: total generation time / conformers drawn.
-    """
-
-    method: str
-    num_molecules: int
-    num_failed: int
-    thresholds: np.ndarray
-    cov_r_mean: np.ndarray
-    cov_r_median: np.ndarray
-    cov_p_mean: np.ndarray
-    cov_p_median: np.ndarray
-    amr_r_mean: float
-    amr_r_median: float
-    amr_p_mean: float
-    amr_p_median: float
-    num_references: int
-    num_generated: int
-    num_valid: int
-    valid_share: float
-    wall_s_per_conformer: float
-    cpu_s_per_conformer: float
-    rmsd_s: float
-    dropped: dict[str, int]
-
-    def at(self, curve: np.ndarray, threshold: float) -> float:
-        return float(curve[threshold_index(self.thresholds, threshold)])
-
-
-def _floats(values: Sequence[Any]) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-
-
-def _nan_stat(fn, rows: np.ndarray) -> Any:
-    """``fn`` (``np.nanmean`` / ``np.nanmedian``) over molecules (axis 0); nan where nothing is finite."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        value = fn(rows, axis=0)
-    return float(value) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
-
-
-def summarize(records: Sequence[dict[str, Any]]) -> list[MethodSummary]:
-    """Per-method summaries of the ``ok`` and ``failed`` records, in order of first appearance."""
-    by_method: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        if record.get("status") in ("ok", "failed") and record.get("method"):
-            by_method.setdefault(record["method"], []).append(record)
-    summaries = []
-    for method, rows in by_method.items():
-        thresholds = _floats(rows[0].get("thresholds", list(THRESHOLDS)))
-        cov_r = np.stack([_floats(r["cov_r"]) for r in rows])
-        cov_p = np.stack([_floats(r["cov_p"]) for r in rows])
-        amr_r = _floats([r.get("amr_r") for r in rows])
-        amr_p = _floats([r.get("amr_p") for r in rows])
-        ok_rows = [r for r in rows if r["status"] == "ok"]
-        generated = sum(int(r["num_generated"]) for r in ok_rows)
-        valid = sum(int(r["num_valid"]) for r in ok_rows)
-        dropped: Counter[str] = Counter()
-        for r in ok_rows:
-            dropped.update(r.get("dropped", {}))
-        summaries.append(
-            MethodSummary(
-                method=method,
-                num_molecules=len(rows),
-                num_failed=len(rows) - len(ok_rows),
-                thresholds=thresholds,
-                cov_r_mean=_nan_stat(np.nanmean, cov_r),
-                cov_r_median=_nan_stat(np.nanmedian, cov_r),
-                cov_p_mean=_nan_stat(np.nanmean, cov_p),
-                cov_p_median=_nan_stat(np.nanmedian, cov_p),
-                amr_r_mean=_nan_stat(np.nanmean, amr_r),
-                amr_r_median=_nan_stat(np.nanmedian, amr_r),
-                amr_p_mean=_nan_stat(np.nanmean, amr_p),
-                amr_p_median=_nan_stat(np.nanmedian, amr_p),
-                num_references=sum(int(r["num_references"]) for r in rows),
-                num_generated=generated,
-                num_valid=valid,
-                valid_share=valid / generated if generated else float("nan"),
-                wall_s_per_conformer=sum(r["wall_s"] for r in ok_rows) / generated if generated else float("nan"),
-                cpu_s_per_conformer=sum(r["cpu_s"] for r in ok_rows) / generated if generated else float("nan"),
-                rmsd_s=float(sum(r.get("rmsd_s", 0.0) for r in ok_rows)),
-                dropped=dict(dropped),
-            )
-        )
-    return summaries
 
 
 def _pct(value: float) -> str:
@@ -221,7 +126,6 @@ def write_summary_json(summaries: Sequence[MethodSummary], path: str | Path) -> 
 
 def write_report(records: Sequence[dict[str, Any]], out_dir: str | Path, command: str | None = None) -> dict[str, Path]:
     """Write ``summary.md``, ``summary.json`` and ``coverage.png`` for ``records`` into ``out_dir``."""
-    from benchmarks.conformers.plot import plot_coverage
 
     out_dir = Path(out_dir)
     summaries = summarize(records)

@@ -19,7 +19,7 @@ import numpy as np
 from rdkit import Chem
 from rdkit.Chem import rdMolAlign
 
-from adjoint_sampling.conformer_ops import heavy_atom_symmetry, rmsd_matrix
+from adjoint_sampling.chemistry.rmsd import heavy_atom_symmetry, rmsd_matrix
 
 __all__ = ["RmsdValidation", "heavy_atom_copy", "summarize_validations", "validate_rmsd", "validations_to_json"]
 

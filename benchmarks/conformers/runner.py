@@ -25,22 +25,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from adjoint_sampling.conformer_ops import heavy_atom_symmetry, rmsd_matrix
-from adjoint_sampling.conformers import ConformerGenerator, ConformerSet, GenerationRequest
-from adjoint_sampling.errors import ConfigError, EnergyCalculationError, InvalidMoleculeError
-from benchmarks.conformers.methods import MethodOptions, MethodSpec, build_generator
-from benchmarks.conformers.metrics import THRESHOLDS, coverage_metrics
-from benchmarks.conformers.records import append_records, read_records, record_key, write_records
-from benchmarks.conformers.references import (
+from adjoint_sampling.benchmarks.conformers.methods import MethodOptions, MethodSpec, build_generator
+from adjoint_sampling.benchmarks.conformers.metrics import THRESHOLDS, coverage_metrics
+from adjoint_sampling.benchmarks.conformers.records import append_records, read_records, record_key, write_records
+from adjoint_sampling.benchmarks.conformers.references import (
     MAX_REFERENCES,
+    BenchmarkMolecule,
     MissingReferenceError,
     ReferenceEnsemble,
     ReferenceFormatError,
-    BenchmarkMolecule,
     load_reference_ensemble,
     read_test_list,
     reference_path,
 )
+from adjoint_sampling.chemistry.rmsd import heavy_atom_symmetry, rmsd_matrix
+from adjoint_sampling.core.errors import ConfigError, EnergyCalculationError, InvalidMoleculeError
+from adjoint_sampling.generation.types import ConformerGenerator, ConformerSet, GenerationRequest
 
 __all__ = ["BenchmarkConfig", "RunOutcome", "evaluate_molecule", "plan_molecules", "run_benchmark"]
 

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import torch
 
-from adjoint_sampling.atomic_io import atomic_torch_save, atomic_write_text
-from adjoint_sampling.checkpoint import load_model_checkpoint
-from adjoint_sampling.errors import ConfigError
-from adjoint_sampling.importance import effective_sample_fraction
-from benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
-from benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
-from benchmarks.synthetic.restart import restarted_samples
-from benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
-from benchmarks.synthetic.shapes import energy_w2_at_reference_shape_shares, shape_table
-from energy.synthetic import SYNTHETIC_SYSTEMS, DoubleWellEnergy, build_synthetic_energy
+from adjoint_sampling.benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
+from adjoint_sampling.benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
+from adjoint_sampling.benchmarks.synthetic.restart import restarted_samples
+from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
+from adjoint_sampling.benchmarks.synthetic.shapes import energy_w2_at_reference_shape_shares, shape_table
+from adjoint_sampling.core.atomic_io import atomic_torch_save, atomic_write_text
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.energy.synthetic import SYNTHETIC_SYSTEMS, DoubleWellEnergy, build_synthetic_energy
+from adjoint_sampling.method.importance import effective_sample_fraction
+from adjoint_sampling.models.checkpoint import load_model_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from energy.synthetic import ParticleEnergy
+from adjoint_sampling.energy.synthetic import ParticleEnergy
 
 __all__ = ["MCMCSettings", "MCMCResult", "run_reference_mcmc"]
 

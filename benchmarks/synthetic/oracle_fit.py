@@ -21,16 +21,17 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from adjoint_sampling.adjoint import terminal_adjoint
-from adjoint_sampling.atomic_io import atomic_torch_save
-from adjoint_sampling.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
-from adjoint_sampling.errors import AdjointSamplingError, ConfigError
-from adjoint_sampling.losses import ram_loss
-from adjoint_sampling.posterior_target import batch_posterior_adjoint
-from adjoint_sampling.synthetic_problem import SyntheticProblem
-from adjoint_sampling.trainer import RAM_TARGETS, cosine_lr, optimizer_step
-from energy.synthetic import ParticleEnergy
-from models.registry import build_controller
+from adjoint_sampling.core.atomic_io import atomic_torch_save
+from adjoint_sampling.core.errors import AdjointSamplingError, ConfigError
+from adjoint_sampling.energy.synthetic import ParticleEnergy
+from adjoint_sampling.method.adjoint import terminal_adjoint
+from adjoint_sampling.method.losses import ram_loss
+from adjoint_sampling.method.posterior_target import batch_posterior_adjoint
+from adjoint_sampling.models.registry import build_controller
+from adjoint_sampling.problems.synthetic import SyntheticProblem
+from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
+from adjoint_sampling.training.optim import cosine_lr, optimizer_step
+from adjoint_sampling.training.trainer_config import RAM_TARGETS
 
 __all__ = ["FitSettings", "random_walk_samples", "fit_on_samples", "main"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from adjoint_sampling.checkpoint import ModelCheckpoint
-from adjoint_sampling.sde import integrate
-from adjoint_sampling.synthetic_problem import SyntheticProblem
+from adjoint_sampling.problems.synthetic import SyntheticProblem
+from adjoint_sampling.sde.integrate import integrate
+from adjoint_sampling.models.checkpoint import ModelCheckpoint
 
 __all__ = ["restarted_samples"]
 

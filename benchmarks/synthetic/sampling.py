@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from adjoint_sampling.checkpoint import ModelCheckpoint
-from adjoint_sampling.errors import CheckpointError
-from adjoint_sampling.synthetic_problem import SyntheticProblem
-from adjoint_sampling.importance import terminal_log_weight
-from adjoint_sampling.sde import integrate_with_path_weight
+from adjoint_sampling.core.errors import CheckpointError
+from adjoint_sampling.method.importance import terminal_log_weight
+from adjoint_sampling.problems.synthetic import SyntheticProblem
+from adjoint_sampling.sde.integrate import integrate_with_path_weight
+from adjoint_sampling.models.checkpoint import ModelCheckpoint
 
 __all__ = ["sample_checkpoint", "sample_checkpoint_with_log_weights"]
 

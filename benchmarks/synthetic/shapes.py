@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from benchmarks.synthetic.metrics import energy_w2
-from energy.synthetic import DoubleWellEnergy, pairwise_distances
+from adjoint_sampling.benchmarks.synthetic.metrics import energy_w2
+from adjoint_sampling.energy.synthetic import DoubleWellEnergy, pairwise_distances
 
 __all__ = ["short_pair_counts", "shape_table", "energy_w2_at_reference_shape_shares"]
 

@@ -1,0 +1,131 @@
+"""SMILES -> validated RDKit molecule with explicit hydrogens, total charge and multiplicity.
+
+Everything a model cannot handle is refused here with :class:`InvalidMoleculeError`, whose
+``reason`` names the problem. Charge and multiplicity are always derived from the molecule (or
+checked against the caller's values), never silently set to zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rdkit import Chem, RDLogger
+
+from adjoint_sampling.core.errors import InvalidMoleculeError
+
+SUPPORTED_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
+"""Elements of the SPICE training set (every element of ``spice_train.txt``)."""
+
+MAX_SMILES_LENGTH: int = 1000
+DEFAULT_MAX_ATOMS: int = 200
+
+
+@dataclass(frozen=True)
+class ParsedMolecule:
+    """A validated molecule.
+
+    Attributes:
+        smiles: the input SMILES.
+        canonical_smiles: RDKit canonical SMILES (heavy atoms, with stereo).
+        mol: RDKit molecule with explicit hydrogens, sanitized, stereo assigned, no conformers.
+        charge: total charge (sum of formal charges).
+        multiplicity: spin multiplicity 2S+1 from radical electrons.
+    """
+
+    smiles: str
+    canonical_smiles: str
+    mol: Chem.Mol
+    charge: int
+    multiplicity: int
+
+    @property
+    def num_atoms(self) -> int:
+        return int(self.mol.GetNumAtoms())
+
+
+def parse_smiles(
+    smiles: str,
+    *,
+    charge: int | None = None,
+    multiplicity: int | None = None,
+    max_atoms: int = DEFAULT_MAX_ATOMS,
+    allow_fragments: bool = False,
+    allow_radicals: bool = False,
+    supported_elements: tuple[str, ...] = SUPPORTED_ELEMENTS,
+) -> ParsedMolecule:
+    """Parse and validate ``smiles``.
+
+    Args:
+        smiles: input SMILES.
+        charge: expected total charge; must equal the sum of formal charges if given.
+        multiplicity: expected multiplicity; must match the radical electrons if given.
+        max_atoms: limit on the number of atoms including hydrogens.
+        allow_fragments: accept several disconnected fragments (salts, mixtures).
+        allow_radicals: accept open-shell molecules (multiplicity > 1).
+        supported_elements: element symbols the model was trained on.
+
+    Raises:
+        InvalidMoleculeError: with ``reason`` in ``InvalidMoleculeError.REASONS``.
+    """
+    if not isinstance(smiles, str):
+        raise InvalidMoleculeError("invalid_input", f"SMILES must be a string, got {type(smiles).__name__}")
+    text = smiles.strip()
+    if not text:
+        raise InvalidMoleculeError("empty", "SMILES is empty")
+    if len(text) > MAX_SMILES_LENGTH:
+        raise InvalidMoleculeError(
+            "invalid_input", f"SMILES is {len(text)} characters long; the limit is {MAX_SMILES_LENGTH}"
+        )
+    if not text.isascii() or any(ch.isspace() for ch in text):
+        raise InvalidMoleculeError("invalid_smiles", "SMILES contains whitespace or non-ASCII characters")
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        mol = Chem.MolFromSmiles(text)
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    if mol is None:
+        raise InvalidMoleculeError("invalid_smiles", f"RDKit cannot parse SMILES {text!r}")
+    if mol.GetNumAtoms() == 0:
+        raise InvalidMoleculeError("empty", "SMILES has no atoms")
+
+    unsupported = sorted({a.GetSymbol() for a in mol.GetAtoms()} - set(supported_elements))
+    if unsupported:
+        raise InvalidMoleculeError(
+            "unsupported_element",
+            f"unsupported element(s) {', '.join(unsupported)}; supported: {', '.join(supported_elements)}",
+        )
+    num_fragments = len(Chem.GetMolFrags(mol))
+    if num_fragments > 1 and not allow_fragments:
+        raise InvalidMoleculeError(
+            "multiple_fragments", f"SMILES has {num_fragments} disconnected fragments; send one molecule"
+        )
+    radicals = sum(a.GetNumRadicalElectrons() for a in mol.GetAtoms())
+    if radicals and not allow_radicals:
+        raise InvalidMoleculeError(
+            "radical", f"molecule has {radicals} unpaired electron(s); only closed-shell molecules are supported"
+        )
+    formal_charge = int(Chem.GetFormalCharge(mol))
+    if charge is not None and int(charge) != formal_charge:
+        raise InvalidMoleculeError(
+            "charge_mismatch", f"charge {charge} disagrees with the SMILES formal charges (total {formal_charge})"
+        )
+    derived_multiplicity = radicals + 1
+    if multiplicity is not None and int(multiplicity) != derived_multiplicity:
+        raise InvalidMoleculeError(
+            "charge_mismatch",
+            f"multiplicity {multiplicity} disagrees with the SMILES ({radicals} unpaired electrons, "
+            f"multiplicity {derived_multiplicity})",
+        )
+    mol_h = Chem.AddHs(mol)
+    if mol_h.GetNumAtoms() > max_atoms:
+        raise InvalidMoleculeError(
+            "too_many_atoms", f"molecule has {mol_h.GetNumAtoms()} atoms with hydrogens; the limit is {max_atoms}"
+        )
+    Chem.AssignStereochemistry(mol_h, cleanIt=True, force=True)
+    return ParsedMolecule(
+        smiles=smiles,
+        canonical_smiles=Chem.MolToSmiles(mol),
+        mol=mol_h,
+        charge=formal_charge,
+        multiplicity=derived_multiplicity,
+    )

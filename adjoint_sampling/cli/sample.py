@@ -1,0 +1,136 @@
+"""`adjoint-sampling sample SMILES_OR_FILE -n 50 --seed 0 -o out.sdf [--model CKPT]`.
+
+Input: one SMILES, a SMILES file (``.smi``/``.txt``: one per line, or SPICE-style
+``count smiles id`` rows), or an SDF (every record's molecule, stereo taken from the file).
+Output: SDF (one record per conformer, tagged with energy, conformer index, seed, model name and
+version) or multi-frame XYZ, chosen by the extension of ``-o`` (or ``--format``); ``-o -``
+writes to stdout. A per-molecule summary (kept / generated, drops by reason, reflections,
+seconds) goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from rdkit import Chem, RDLogger
+
+from adjoint_sampling.core.errors import AdjointSamplingError, ConfigError, InvalidMoleculeError
+from adjoint_sampling.generation.formats import conformers_to_sdf, conformers_to_xyz
+from adjoint_sampling.generation.types import RELAX_METHODS, ConformerSet, GenerationRequest
+
+MAX_CONFORMERS: int = 10_000
+SDF_SUFFIXES: tuple[str, ...] = (".sdf", ".sd", ".mol")
+SMILES_SUFFIXES: tuple[str, ...] = (".smi", ".smiles", ".txt")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="SMILES_OR_FILE", help="a SMILES, a .smi/.txt SMILES file, or an .sdf file")
+    parser.add_argument("-n", "--num-conformers", type=int, default=10, help="conformers per molecule (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("-o", "--output", default="-", help="output file (.sdf or .xyz); '-' for stdout (default)")
+    parser.add_argument("--format", choices=["sdf", "xyz"], help="output format (default: from the -o extension, else sdf)")
+    parser.add_argument("--model", default=None, help="checkpoint path, or 'etkdg' (default: the shipped model)")
+    parser.add_argument("--relax", choices=list(RELAX_METHODS), default="none", help="relax every conformer")
+    parser.add_argument("--prune-rms", type=float, default=None, help="drop conformers within this heavy-atom RMSD (A)")
+    parser.add_argument(
+        "--relax-steps", type=int, default=None, help="most optimiser iterations of --relax (default 500); fewer is faster"
+    )
+
+
+def read_input_molecules(text: str) -> list[str]:
+    """SMILES of the input: a file (by suffix: SDF or SMILES list) if it names one, else a SMILES.
+
+    Raises:
+        ConfigError: a file-like input that does not exist, or an SDF without valid records.
+    """
+    from adjoint_sampling.problems.molecular.dataset import read_smiles_file  # imports torch: only when needed
+
+    path = Path(text)
+    suffix = path.suffix.lower()
+    if path.is_file():
+        return _sdf_smiles(path) if suffix in SDF_SUFFIXES else read_smiles_file(path)
+    if suffix in SDF_SUFFIXES + SMILES_SUFFIXES:
+        raise ConfigError(f"input file {text!r} does not exist")
+    return [text]
+
+
+def _sdf_smiles(path: Path) -> list[str]:
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        supplier = Chem.SDMolSupplier(str(path), removeHs=False)
+        smiles = []
+        for index, mol in enumerate(supplier):
+            if mol is None:
+                raise ConfigError(f"{path}: record {index + 1} is not a valid molecule")
+            if mol.GetNumConformers() and mol.GetConformer().Is3D():
+                Chem.AssignStereochemistryFrom3D(mol)
+            smiles.append(Chem.MolToSmiles(Chem.RemoveHs(mol)))
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    if not smiles:
+        raise ConfigError(f"{path}: no molecule records")
+    return smiles
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    return "xyz" if Path(args.output).suffix.lower() == ".xyz" else "sdf"
+
+
+def _summary(cs: ConformerSet) -> str:
+    drops = ", ".join(f"{k}={v}" for k, v in sorted(cs.dropped.items())) or "none"
+    return (
+        f"{cs.smiles}: {len(cs.conformers)}/{cs.num_generated} conformers kept "
+        f"(dropped: {drops}; reflected: {cs.num_reflected}) in {cs.timings.get('total', 0.0):.2f} s"
+    )
+
+
+def _generate_all(generator, smiles_list: list[str], args: argparse.Namespace) -> Iterator[ConformerSet | str]:
+    for smiles in smiles_list:
+        request = GenerationRequest(
+            smiles=smiles, num_conformers=args.num_conformers, seed=args.seed, relax=args.relax, prune_rms=args.prune_rms,
+            relax_steps=args.relax_steps,
+        )
+        try:
+            yield generator.generate(request)
+        except InvalidMoleculeError as exc:
+            if len(smiles_list) == 1:
+                raise
+            yield f"{smiles}: skipped ({exc.reason}): {exc.detail}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from adjoint_sampling.generation.loading import load_generator
+
+    if not 1 <= args.num_conformers <= MAX_CONFORMERS:
+        raise ConfigError(f"-n must be between 1 and {MAX_CONFORMERS}, got {args.num_conformers}")
+    if args.prune_rms is not None and not args.prune_rms > 0:
+        raise ConfigError(f"--prune-rms must be > 0 angstrom, got {args.prune_rms}")
+    if args.relax_steps is not None and (args.relax == "none" or args.relax_steps < 1):
+        raise ConfigError(f"--relax-steps must be >= 1 and needs --relax mmff or xtb, got {args.relax_steps} with --relax {args.relax}")
+    smiles_list = read_input_molecules(args.input)
+    generator = load_generator(args.model)
+    fmt = _output_format(args)
+    write = conformers_to_xyz if fmt == "xyz" else conformers_to_sdf
+    chunks: list[str] = []
+    failures = 0
+    for result in _generate_all(generator, smiles_list, args):
+        if isinstance(result, str):
+            failures += 1
+            print(result, file=sys.stderr)
+            continue
+        chunks.append(write(result))
+        print(_summary(result), file=sys.stderr)
+    if failures == len(smiles_list):
+        raise AdjointSamplingError(f"no molecule of {args.input!r} could be sampled")
+    text = "".join(chunks)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {sum(1 for c in chunks if c)} molecule(s) to {args.output} ({fmt})", file=sys.stderr)
+    return 1 if failures else 0

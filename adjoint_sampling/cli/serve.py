@@ -1,0 +1,47 @@
+"""`adjoint-sampling serve`: run the conformer REST service (FastAPI + uvicorn).
+
+Settings come from ``AS_*`` environment variables (see :mod:`service.settings`); the flags below
+override the matching variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from adjoint_sampling.core.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (AS_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="bind port (AS_PORT, default 8000)")
+    parser.add_argument("--model", help="'etkdg' or a checkpoint path (AS_MODEL, default: the shipped model)")
+    parser.add_argument("--db-path", type=Path, help="SQLite file of jobs and results (AS_DB_PATH)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from adjoint_sampling.generation.loading import ETKDG_SPEC, resolve_model_spec
+    from adjoint_sampling.service.app import create_app
+    from adjoint_sampling.service.settings import ServiceSettings
+
+    settings = ServiceSettings.from_env(host=args.host, port=args.port, model=args.model, db_path=args.db_path)
+    spec = resolve_model_spec(settings.model)
+    if spec.lower() != ETKDG_SPEC and not Path(spec).expanduser().is_file():
+        raise CheckpointError(f"model checkpoint {spec!r} does not exist (AS_MODEL / --model; or use 'etkdg')")
+    app = create_app(settings)
+    log.info("serving on http://%s:%d (jobs in %s)", settings.host, settings.port, settings.db_path)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    return 0

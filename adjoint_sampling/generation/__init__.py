@@ -1,0 +1,23 @@
+"""Conformer generation for users: request and result types, the one pipeline (parse, generate,
+check, relax, recheck, prune, energies), the trained sampler, the ETKDG baseline, output formats and
+model loading."""
+
+from adjoint_sampling.core.lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "GenerationRequest": ".types",
+        "Conformer": ".types",
+        "ConformerSet": ".types",
+        "ConformerGenerator": ".types",
+        "RELAX_METHODS": ".types",
+        "Sampler": ".sampler",
+        "EtkdgGenerator": ".etkdg",
+        "conformers_to_sdf": ".formats",
+        "conformers_to_xyz": ".formats",
+        "conformers_to_json": ".formats",
+        "load_generator": ".loading",
+        "resolve_model_spec": ".loading",
+    },
+)

@@ -1,0 +1,127 @@
+"""Result types shared by the sampler, the RDKit baselines, the CLI, the service and the benchmarks.
+
+Positions are in angstrom, energies in kcal/mol (see :mod:`energy.units`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from adjoint_sampling.core.errors import ConfigError
+
+RelaxMethod = Literal["none", "mmff", "xtb"]
+RELAX_METHODS: tuple[str, ...] = ("none", "mmff", "xtb")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a caller asks of a conformer generator.
+
+    Attributes:
+        smiles: the input molecule.
+        num_conformers: how many conformers to return (>= 1).
+        seed: random seed; the same request gives the same conformers.
+        relax: local relaxation applied to every conformer.
+        charge: total charge; ``None`` takes it from the SMILES formal charges. A value that
+            disagrees with the SMILES is refused, never silently replaced.
+        multiplicity: spin multiplicity; ``None`` takes it from the SMILES radicals (1 if none).
+        prune_rms: if set, drop conformers within this heavy-atom RMSD (angstrom) of a kept one.
+        relax_steps: most optimiser iterations of the relaxation (``None``: the backend's default,
+            ``adjoint_sampling.relax.DEFAULT_MAX_STEPS``); fewer is faster and leaves conformers
+            less relaxed. Only with ``relax`` other than ``"none"``.
+    """
+
+    smiles: str
+    num_conformers: int = 10
+    seed: int = 0
+    relax: RelaxMethod = "none"
+    charge: int | None = None
+    multiplicity: int | None = None
+    prune_rms: float | None = None
+    relax_steps: int | None = None
+
+    def validate(self) -> None:
+        """``ConfigError`` naming the first invalid option (the molecule is checked by the parser)."""
+        if self.num_conformers < 1:
+            raise ConfigError(f"num_conformers must be >= 1, got {self.num_conformers}")
+        if self.relax not in RELAX_METHODS:
+            raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {self.relax!r}")
+        if self.prune_rms is not None and not self.prune_rms > 0:
+            raise ConfigError(f"prune_rms must be > 0 angstrom, got {self.prune_rms}")
+        if self.relax_steps is not None:
+            if self.relax == "none":
+                raise ConfigError("relax_steps needs a relaxation (relax is 'none')")
+            if self.relax_steps < 1:
+                raise ConfigError(f"relax_steps must be >= 1, got {self.relax_steps}")
+
+    def relax_options(self) -> dict[str, int]:
+        """Keyword arguments of :func:`adjoint_sampling.relax.relax` this request asks for."""
+        return {} if self.relax_steps is None else {"max_steps": int(self.relax_steps)}
+
+
+@dataclass
+class Conformer:
+    """One conformer.
+
+    Attributes:
+        positions: ``(N, 3)`` float array in angstrom, atom order of ``ConformerSet.mol``.
+        energy: energy in kcal/mol under ``ConformerSet.energy_model`` (``None`` if not computed).
+        index: position of this conformer in the generated sequence (before any dropping).
+    """
+
+    positions: np.ndarray
+    energy: float | None
+    index: int
+
+
+@dataclass
+class ConformerSet:
+    """The conformers of one molecule plus what a user needs to trust them.
+
+    Attributes:
+        smiles: the input SMILES as given.
+        mol: RDKit molecule with explicit hydrogens (no conformers attached).
+        conformers: kept conformers (each kept one has passed the connectivity/stereo check).
+        num_requested: conformers asked for.
+        num_generated: raw samples drawn before checks and pruning.
+        dropped: counts of dropped samples by reason (e.g. ``{"stereo_changed": 2}``).
+        num_reflected: Cartesian samples that were fully mirrored and reflected back.
+        energy_model: name of the backend that gave ``Conformer.energy`` (e.g. ``"mmff"``).
+        relax: relaxation applied.
+        model_name / model_version: the generator that produced them.
+        seed: the seed used.
+        timings: seconds spent per phase (``"sample"``, ``"relax"``, ``"check"``, ``"total"``).
+    """
+
+    smiles: str
+    mol: object
+    conformers: list[Conformer]
+    num_requested: int
+    num_generated: int
+    dropped: dict[str, int] = field(default_factory=dict)
+    num_reflected: int = 0
+    energy_model: str | None = None
+    relax: str = "none"
+    model_name: str = ""
+    model_version: str = ""
+    seed: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_dropped(self) -> int:
+        return int(sum(self.dropped.values()))
+
+
+@runtime_checkable
+class ConformerGenerator(Protocol):
+    """Anything that turns a :class:`GenerationRequest` into a :class:`ConformerSet`."""
+
+    name: str
+    version: str
+
+    def generate(self, request: GenerationRequest) -> ConformerSet:
+        """Generate conformers; raises ``InvalidMoleculeError`` for molecules it cannot handle."""
+        ...

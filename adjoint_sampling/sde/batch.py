@@ -1,0 +1,60 @@
+"""Batches of systems in the flattened (PyG-style) layout shared by the SDE, the controllers and the problems.
+
+A problem knows its systems (synthetic particle sets, or molecules), turns a list of system keys
+into a :class:`SystemBatch` (state space + whatever the controller needs), and evaluates the
+energy of terminal samples. Rows of a batch are laid out system after system, in the order of
+``keys`` (PyG style), so ``x`` (M, D) splits back into per-system blocks with :func:`split_rows`.
+
+A controller is an ``nn.Module`` with ``forward(t (B,), x (M, D), batch: SystemBatch) -> (M, D)``
+returning the scaled control ``f`` (control ``u = sigma_t f``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from adjoint_sampling.sde.segments import segment_counts
+from adjoint_sampling.sde.spaces import StateSpace
+
+__all__ = ["SystemBatch", "GraphContext", "split_rows"]
+
+
+@dataclass
+class GraphContext:
+    """Controller inputs for particle/atom graphs (optional parts are ``None``).
+
+    Attributes:
+        node_features: ``(M, F)`` float per-row features (e.g. one-hot elements), or None.
+        edge_index: ``(2, E)`` long, directed edges between rows of the same system; None means
+            the fully connected graph within each system.
+        edge_features: ``(E, F_e)`` float features of ``edge_index`` edges, or None.
+    """
+
+    node_features: Tensor | None = None
+    edge_index: Tensor | None = None
+    edge_features: Tensor | None = None
+
+
+@dataclass
+class SystemBatch:
+    """A batch of systems.
+
+    Attributes:
+        keys: system keys, one per system (synthetic: all 0; molecules: index into the SMILES list).
+        space: the state space (holds ``batch`` (M,) and ``num_systems``).
+        context: whatever the controller needs (a :class:`GraphContext`, torsion topology, ...).
+    """
+
+    keys: list[int]
+    space: StateSpace
+    context: Any = None
+
+
+def split_rows(x: Tensor, space: StateSpace) -> list[Tensor]:
+    """Split ``x`` (M, ...) into the per-system blocks ``[(n_i, ...)]`` (rows must be contiguous)."""
+    counts = segment_counts(space.batch, space.num_systems).tolist()
+    return list(torch.split(x, counts, dim=0))

@@ -1,0 +1,117 @@
+"""Training jobs: problem builders registry and the ``train`` job runner."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from adjoint_sampling.core.atomic_io import atomic_write_text
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.problems.base import TrainingProblem
+from adjoint_sampling.sde.schedules import build_schedule
+from adjoint_sampling.models.checkpoint import load_controller_weights
+from adjoint_sampling.training.config import JobConfig, load_job_config
+from adjoint_sampling.training.distributed import init_distributed, shutdown_distributed
+from adjoint_sampling.training.trainer import Trainer, TrainingCounters, has_training_state
+
+__all__ = ["register_problem", "build_problem", "run_training_job", "PROBLEM_MODULES"]
+
+log = logging.getLogger(__name__)
+
+ProblemBuilder = Callable[[dict[str, Any]], TrainingProblem]
+_BUILDERS: dict[str, ProblemBuilder] = {}
+
+PROBLEM_MODULES: list[str] = [
+    "adjoint_sampling.training.synthetic_job",
+    "adjoint_sampling.training.molecular_job",
+]
+"""Modules imported on first use so that their ``@register_problem`` builders exist.
+A new problem kind adds one line here."""
+
+
+def register_problem(kind: str) -> Callable[[ProblemBuilder], ProblemBuilder]:
+    """Decorator: ``builder(params: dict) -> TrainingProblem`` handles ``problem: {kind: <kind>}``."""
+
+    def decorate(builder: ProblemBuilder) -> ProblemBuilder:
+        _BUILDERS[kind] = builder
+        return builder
+
+    return decorate
+
+
+def _import_problem_modules() -> None:
+    for module in PROBLEM_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # a module not written yet must not break other kinds
+            if exc.name != module:
+                raise
+            log.debug("problem module %s not available", module)
+
+
+def build_problem(spec: dict[str, Any]) -> TrainingProblem:
+    """Build the problem of a ``problem:`` config section (``ConfigError`` for unknown kinds)."""
+    kind = spec.get("kind")
+    if kind not in _BUILDERS:
+        _import_problem_modules()
+    if kind not in _BUILDERS:
+        raise ConfigError(f"config.problem: unknown kind {kind!r}; available: {sorted(_BUILDERS)}")
+    return _BUILDERS[kind](dict(spec))
+
+
+def _check_same_config(run_dir: Path, cfg: JobConfig) -> None:
+    """A resumed run must use the config it started with (``trainer.iterations`` may grow)."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        return
+    saved = yaml.safe_load(saved_path.read_text())
+    now = cfg.to_dict()
+    for d in (saved, now):
+        d.get("trainer", {}).pop("iterations", None)
+        d.pop("run_dir", None)
+    if saved != now:
+        raise ConfigError(f"{run_dir} holds a run started with a different config ({saved_path}); use another --run-dir")
+
+
+def run_training_job(
+    config: str | Path | JobConfig,
+    run_dir: str | Path | None = None,
+    stop_after_iterations: int | None = None,
+    progress: bool = True,
+) -> TrainingCounters:
+    """Build problem, controller, schedule and trainer from a config and train (resuming if possible)."""
+    from adjoint_sampling.models.registry import build_controller
+
+    cfg = config if isinstance(config, JobConfig) else load_job_config(config)
+    run_dir = Path(run_dir or cfg.run_dir or "")
+    if str(run_dir) in ("", "."):
+        raise ConfigError("no run directory: pass --run-dir or set run_dir in the config")
+    torch.set_num_threads(cfg.num_threads)
+    dist_ctx = init_distributed()
+    try:
+        problem = build_problem(cfg.problem)
+        sched_params = {k: v for k, v in cfg.schedule.items() if k != "kind"}
+        schedule = build_schedule(cfg.schedule["kind"], **sched_params)
+        defaults = getattr(problem, "controller_defaults", None)
+        hparams = {**(defaults() if callable(defaults) else {}), **cfg.controller.hparams}
+        torch.manual_seed(cfg.trainer.seed)  # same initial weights on every rank
+        controller = build_controller(cfg.controller.name, hparams)
+        if cfg.init_from and not has_training_state(run_dir):  # a resumed run continues from its own state
+            load_controller_weights(controller, cfg.init_from, cfg.controller.name)
+            log.info("controller weights initialised from %s", cfg.init_from)
+        if dist_ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _check_same_config(run_dir, cfg)
+            atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        dist_ctx.barrier()
+        trainer = Trainer(problem, controller, schedule, cfg.trainer, run_dir, dist_ctx=dist_ctx,
+                          job_config=cfg.to_dict(), progress=progress)
+        return trainer.run(stop_after_iterations=stop_after_iterations)
+    finally:
+        shutdown_distributed()

@@ -1,0 +1,131 @@
+"""Self-describing model checkpoints: enough to sample without the training config.
+
+The resumable training state (optimizer, buffer, random state) is separate: see
+:mod:`adjoint_sampling.trainer`.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from adjoint_sampling.core.atomic_io import atomic_torch_save
+from adjoint_sampling.core.errors import CheckpointError
+from adjoint_sampling.core.version import __version__
+from adjoint_sampling.models.registry import build_controller
+from adjoint_sampling.sde.schedules import NoiseSchedule, build_schedule
+from adjoint_sampling.sde.time_grids import time_grid
+
+__all__ = ["ModelCheckpoint", "save_model_checkpoint", "load_model_checkpoint", "load_controller_weights",
+           "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_REQUIRED = ("format_version", "controller_name", "controller_hparams", "state_dict", "schedule_kind",
+             "schedule_params", "sde_steps", "grid_kind", "tau")
+
+
+@dataclass
+class ModelCheckpoint:
+    """A trained controller and everything needed to sample from it.
+
+    Attributes:
+        controller_name / controller_hparams / state_dict: rebuild with ``build_controller``.
+        schedule_kind / schedule_params: the noise schedule.
+        sde_steps / grid_kind / grid_power: the Euler-Maruyama time grid.
+        tau: temperature in energy units the controller was trained at.
+        output_energy: energy backend of the energies a sampler reports for unrelaxed conformers
+            (``None``: the training backend ``problem["energy"]``). Set when a model trained on an
+            expensive energy (xTB: about 0.15 s per conformer) should report a cheap one.
+        problem: free-form description filled by the problem (elements, energy backend, system).
+        config: the training job config as a dict (informational).
+        counters: training counters (iterations, gradient steps, energy evaluations, ...).
+        versions: package versions at save time.
+        format_version: checkpoint layout version.
+    """
+
+    controller_name: str
+    controller_hparams: dict[str, Any]
+    state_dict: dict[str, Tensor]
+    schedule_kind: str
+    schedule_params: dict[str, Any]
+    sde_steps: int
+    grid_kind: str
+    tau: float
+    grid_power: float = 2.0
+    output_energy: str | None = None
+    problem: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def build_controller(self) -> nn.Module:
+        """The controller with trained weights, in eval mode."""
+        model = build_controller(self.controller_name, dict(self.controller_hparams))
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint weights do not fit controller {self.controller_name!r}: {exc}") from exc
+        return model.eval()
+
+    def build_schedule(self) -> NoiseSchedule:
+        return build_schedule(self.schedule_kind, **self.schedule_params)
+
+    def time_grid(self) -> Tensor:
+        return time_grid(self.sde_steps, self.grid_kind, power=self.grid_power)
+
+
+def save_model_checkpoint(path: str | Path, checkpoint: ModelCheckpoint) -> None:
+    """Write ``checkpoint`` atomically to ``path`` (package versions are filled in)."""
+    data = asdict(checkpoint)
+    data["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
+    data["versions"] = {"adjoint_sampling": str(__version__), "torch": str(torch.__version__), **checkpoint.versions}
+    data["format_version"] = FORMAT_VERSION
+    atomic_torch_save(data, path)
+
+
+def load_model_checkpoint(path: str | Path) -> ModelCheckpoint:
+    """Read a checkpoint; ``CheckpointError`` if missing, corrupt or of an unknown format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {path} is not a model checkpoint")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks fields {missing}")
+    if data["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {data['format_version']}, this code reads {FORMAT_VERSION}"
+        )
+    known = set(ModelCheckpoint.__dataclass_fields__)
+    return ModelCheckpoint(**{k: v for k, v in data.items() if k in known})
+
+
+def load_controller_weights(controller: nn.Module, path: str | Path, name: str) -> None:
+    """Copy the weights of the model checkpoint at ``path`` into ``controller`` (registered as ``name``).
+
+    ``CheckpointError`` if the checkpoint is unreadable or was made for another controller (other name
+    or other hyper-parameters, compared with the controller's full ``hparams``).
+    """
+    ckpt = load_model_checkpoint(path)
+    hparams = dict(getattr(controller, "hparams", {}))
+    if ckpt.controller_name != name or dict(ckpt.controller_hparams) != hparams:
+        raise CheckpointError(
+            f"checkpoint {path} holds controller {ckpt.controller_name!r} {dict(ckpt.controller_hparams)}, "
+            f"the config builds {name!r} {hparams}"
+        )
+    try:
+        controller.load_state_dict(ckpt.state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path} weights do not fit controller {name!r}: {exc}") from exc

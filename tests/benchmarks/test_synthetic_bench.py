@@ -1,0 +1,236 @@
+"""Synthetic benchmark: aligned distances, W2, MCMC references and the bench command."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from trainer_helpers import REPO, _tiny_trainer
+
+from adjoint_sampling.benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
+from adjoint_sampling.benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
+from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint
+from adjoint_sampling.cli.entry import main
+from adjoint_sampling.energy.synthetic import DoubleWellEnergy
+from adjoint_sampling.models.checkpoint import load_model_checkpoint
+
+
+def _rot2(theta):
+    c, s = math.cos(theta), math.sin(theta)
+    return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+
+
+def test_aligned_distance_invariances_dw4_exact():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 4, 2, generator=gen, dtype=torch.float64)
+    reflect = torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
+    b = (a @ _rot2(0.7) @ reflect)[:, [3, 1, 0, 2]] + torch.tensor([2.0, -1.0], dtype=torch.float64)
+    assert float(aligned_sq_distances(a, b).diag().max()) < 1e-20
+    # against brute force over a fine rotation grid (both chiralities) and all permutations
+    x, y = a[:1], torch.randn(1, 4, 2, generator=gen, dtype=torch.float64)
+    exact = float(aligned_sq_distances(x, y))
+    xc, yc = x[0] - x[0].mean(0), y[0] - y[0].mean(0)
+    import itertools
+    brute = min(
+        float((xc - yc[list(p)] @ _rot2(th) @ m).pow(2).sum())
+        for p in itertools.permutations(range(4))
+        for th in torch.linspace(0, 2 * math.pi, 721).tolist()
+        for m in (torch.eye(2, dtype=torch.float64), reflect)
+    )
+    assert exact <= brute + 1e-12 and brute - exact < 1e-3 * max(exact, 1.0)
+
+
+def test_aligned_distance_lj_heuristic_recovers_symmetric_copies():
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(4, 13, 3, generator=gen, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
+    b = (a @ q)[:, torch.randperm(13, generator=gen)] + 0.5
+    d = aligned_sq_distances(a, b)
+    assert float(d.diag().max()) < 1e-16
+    assert float(d.fill_diagonal_(float("inf")).min()) > 1.0  # distinct random clusters stay apart
+
+
+def test_w2_numbers():
+    cost = torch.tensor([[4.0, 0.0, 9.0], [0.0, 4.0, 9.0], [9.0, 9.0, 1.0]])
+    assert wasserstein2_from_cost(cost) == pytest.approx(math.sqrt(1.0 / 3.0))
+    e = torch.randn(100, dtype=torch.float64)
+    assert energy_w2(e, e[torch.randperm(100)] + 2.0) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="equally sized"):
+        wasserstein2_from_cost(torch.zeros(2, 3))
+
+
+def test_mcmc_samples_a_known_gaussian():
+    """Two particles with E = d^2 / 2 in 2D: the relative vector is N(0, I), so each centred
+    coordinate has variance 1/4 and E[E] = 1 (2 degrees of freedom, tau = 1). 10% tolerance."""
+    spring = DoubleWellEnergy(n_particles=2, dim=2, a=0.0, b=0.5, c=0.0, d0=0.0)
+    res = run_reference_mcmc(spring, MCMCSettings(num_chains=1000, num_steps=1500, burn_in=500, num_temperatures=2,
+                                                  max_temperature=2.0, init_scale=2.0, seed=0))
+    assert res.samples.shape == (1000, 2, 2)
+    assert torch.allclose(res.samples.sum(1), torch.zeros(1000, 2, dtype=torch.float64), atol=1e-10)
+    assert float(res.samples.var(0).mean()) == pytest.approx(0.25, rel=0.1)
+    assert float(res.energies.mean()) == pytest.approx(1.0, rel=0.1)
+    assert 0.4 < res.acceptance[0] < 0.75 and len(res.swap_acceptance) == 1
+
+
+def test_bench_command_end_to_end(tmp_path, capsys):
+    trainer = _tiny_trainer(tmp_path / "run", iterations=2)
+    trainer.run()
+    ref = tmp_path / "ref.pt"
+    out = tmp_path / "result.json"
+    argv = ["bench", "synthetic", "--system", "dw4", "--model", str(tmp_path / "run" / "model.pt"), "--reference",
+            str(ref), "--make-reference", "--mcmc-steps", "200", "--num-samples", "300", "--output", str(out)]
+    assert main(argv + ["--shapes"]) == 0
+    result = json.loads(out.read_text())
+    assert result["num_samples"] == 300 and result["paper_w2"] == 0.62
+    assert sum(row["generated"] for row in result["shapes"]["table"]) == 300
+    assert result["shapes"]["energy_w2_at_reference_shape_shares"] >= 0
+    reference = torch.load(ref, weights_only=False)
+    assert reference["summary"]["settings"]["num_steps"] == 200 and reference["samples"].shape == (2000, 4, 2)
+    # the reported numbers are the metrics of the seeded samples
+    gen_x, gen_e = sample_checkpoint(load_model_checkpoint(tmp_path / "run" / "model.pt"), 300, 0)
+    ref_x, ref_e = reference["samples"][:300].double(), reference["energies"][:300]
+    assert result["w2"] == pytest.approx(wasserstein2_from_cost(aligned_sq_distances(gen_x, ref_x)), rel=1e-9)
+    assert result["energy_w2"] == pytest.approx(energy_w2(gen_e, ref_e), rel=1e-9)
+    assert "W2" in capsys.readouterr().out
+    # a model of another system is refused with a clear message
+    assert main(["bench", "synthetic", "--system", "lj13", "--model", str(tmp_path / "run" / "model.pt"),
+                 "--reference", str(ref)]) == 2
+
+
+def test_restart_diagnostic(tmp_path, capsys):
+    """Restarting near t = 1 from the reference's bridges gives the reference back, whatever the
+    control; restarting at 0 is the model's own sampling. The CLI reports both."""
+    from adjoint_sampling.benchmarks.synthetic.restart import restarted_samples
+
+    trainer = _tiny_trainer(tmp_path / "run", iterations=1)
+    trainer.run()
+    ckpt = load_model_checkpoint(tmp_path / "run" / "model.pt")
+    gen = torch.Generator().manual_seed(0)
+    reference = torch.randn(200, 4, 2, generator=gen, dtype=torch.float64) * 2.0
+    reference = reference - reference.mean(dim=1, keepdim=True)
+    ref_e = DoubleWellEnergy().energy(reference)
+    late_x, late_e = restarted_samples(ckpt, reference, 0.995, seed=1)
+    assert (late_x - reference).abs().max() < 0.2
+    assert energy_w2(late_e, ref_e) < 0.1 * energy_w2(restarted_samples(ckpt, reference, 0.0, seed=1)[1], ref_e)
+    with pytest.raises(ValueError, match="t0"):
+        restarted_samples(ckpt, reference, 1.0, seed=1)
+    ref = tmp_path / "ref.pt"
+    torch.save({"samples": reference.float(), "energies": ref_e, "summary": {"acceptance": [0.5]}}, ref)
+    argv = ["bench", "synthetic", "--system", "dw4", "--model", str(tmp_path / "run" / "model.pt"), "--reference",
+            str(ref), "--num-samples", "200", "--restart-times", "0,0.5"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("restart at t0") == 2
+    assert main(argv[:-1] + ["0.5,1.5"]) == 2
+    assert "--restart-times" in capsys.readouterr().err
+
+
+def test_shapes_count_short_pairs_and_separate_within_shape_error(tmp_path, capsys):
+    from adjoint_sampling.benchmarks.synthetic.shapes import (
+        energy_w2_at_reference_shape_shares,
+        shape_table,
+        short_pair_counts,
+    )
+
+    energy = DoubleWellEnergy()
+    square = torch.tensor([[0.0, 0.0], [3.0, 0.0], [3.0, 3.0], [0.0, 3.0]])  # sides 3, diagonals 4.24
+    line = torch.tensor([[0.0, 0.0], [3.0, 0.0], [6.0, 0.0], [9.0, 0.0]])  # 3 neighbours short
+    dimers = torch.tensor([[0.0, 0.0], [2.5, 0.0], [0.0, 6.0], [2.5, 6.0]])
+    assert short_pair_counts(torch.stack([square, line, dimers]).double(), energy).tolist() == [4, 3, 2]
+    # samples of the reference itself, with the in-between shapes 8 times over-represented: the
+    # energy W2 is large, but it all comes from the shape weights
+    ref = torch.load(REPO / "benchmarks" / "synthetic" / "references" / "dw4.pt", weights_only=False)
+    ref_x, ref_e = ref["samples"].double(), ref["energies"].double()
+    k = short_pair_counts(ref_x, energy)
+    rare = torch.nonzero((k == 3) | (k == 5)).flatten()
+    idx = torch.cat([torch.arange(1000), rare.repeat(8)])[:2000]
+    gen_x, gen_e = ref_x[idx], ref_e[idx]
+    table = {row["short_pairs"]: row for row in shape_table(gen_x, gen_e, ref_x, ref_e, energy)}
+    assert table[3]["reference"] == int((k == 3).sum()) and table[3]["generated"] > 4 * table[3]["reference"]
+    assert table[2]["reference_energy_mean"] == pytest.approx(float(ref_e[k == 2].mean()))
+    whole = energy_w2(gen_e, ref_e)
+    within = energy_w2_at_reference_shape_shares(gen_x, gen_e, ref_x, ref_e, energy)
+    assert whole > 1.0 and within < 0.25 * whole
+    # the CLI refuses the option for Lennard-Jones clusters
+    assert main(["bench", "synthetic", "--system", "lj13", "--shapes"]) == 2
+    assert "double-well" in capsys.readouterr().err
+
+
+def test_random_walk_samples_relax_to_the_double_well_basins():
+    from adjoint_sampling.benchmarks.synthetic.oracle_fit import random_walk_samples
+
+    energy = DoubleWellEnergy()
+    x, e, acceptance = random_walk_samples(energy, num_chains=300, num_steps=2000, step_size=0.3, seed=0)
+    assert x.shape == (300, 4, 2) and torch.allclose(x.mean(1), torch.zeros(300, 2, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(e, energy.energy(x))
+    assert 0.05 < acceptance < 0.9
+    start = energy.energy(2.0 * torch.randn(300, 4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    # equilibrium mean energy is -22.6; N(0, 2^2) starts are far above it
+    assert float(start.mean()) > 0 and float(e.mean()) < -19.0
+
+
+@pytest.mark.parametrize("ram_target", ["sample", "batch_posterior"])
+def test_oracle_fit_lowers_the_ram_loss_of_a_fresh_controller(ram_target):
+    """Either target (same minimiser) fits; the held-out loss is the paper's RAM loss in both cases."""
+    from adjoint_sampling.benchmarks.synthetic.oracle_fit import FitSettings, fit_on_samples, random_walk_samples
+    from adjoint_sampling.method.adjoint import terminal_adjoint
+    from adjoint_sampling.method.losses import ram_loss
+    from adjoint_sampling.problems.synthetic import SyntheticProblem
+
+    template = load_model_checkpoint(REPO / "benchmarks" / "synthetic" / "models" / "dw4.pt")
+    samples, _, _ = random_walk_samples(DoubleWellEnergy(), 200, 1000, 0.3, seed=1)
+    fitted, losses = fit_on_samples(template, samples, FitSettings(steps=600, batch_size=64, lr=3e-3, seed=0,
+                                                                            ram_target=ram_target, posterior_group_size=16),
+                                    controller_hparams={"hidden": 32, "num_layers": 2})
+    assert len(losses) == 6 and fitted.counters == {"oracle_fit_steps": 600}
+    # held-out RAM loss on fixed bridges: the fitted control beats the untrained one (zero output)
+    problem = SyntheticProblem.from_name("dw4")
+    gen = torch.Generator().manual_seed(3)
+    held_out, _, _ = random_walk_samples(DoubleWellEnergy(), 256, 1000, 0.3, seed=2)
+    rows = held_out.reshape(-1, 2).float()
+    batch = problem.make_batch([0] * 256)
+    _, grad = problem.energy_model.energy_and_grad(held_out)
+    schedule = template.build_schedule()
+    adj = terminal_adjoint(grad.float().reshape(-1, 2), rows, batch.space, schedule, 1.0, 30.0)
+    t = torch.rand(256, generator=gen)
+    xt = batch.space.sample_bridge(rows, t, schedule, gen)
+    with torch.no_grad():
+        loss_fitted = float(ram_loss(fitted.build_controller()(t, xt, batch), adj, batch.space))
+    loss_zero = float(ram_loss(torch.zeros_like(rows), adj, batch.space))
+    assert loss_fitted < 0.95 * loss_zero  # the irreducible part is about 2/3 of loss_zero
+
+
+def test_oracle_fit_rejects_an_unknown_target():
+    from adjoint_sampling.benchmarks.synthetic.oracle_fit import FitSettings
+    from adjoint_sampling.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ram_target must be one of"):
+        FitSettings(ram_target="mean")
+
+
+def test_path_weights_correct_a_too_hot_dw4_models_energies(tmp_path, capsys):
+    """The archived plain-RAM DW-4 controller is about 1 energy unit too hot; weighting its samples
+    by their path importance weights brings the mean energy within 0.5 of the reference's (1,000
+    samples, seed 0), and the CLI reports the resampled set beside the raw one."""
+    from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
+
+    model = REPO / "benchmarks" / "synthetic" / "models" / "archive" / "dw4_plain.pt"
+    reference = torch.load(REPO / "benchmarks" / "synthetic" / "references" / "dw4.pt", weights_only=False)
+    ref_mean = float(reference["energies"].mean())
+    ckpt = load_model_checkpoint(model)
+    x, e, log_w = sample_checkpoint_with_log_weights(ckpt, 1000, 0)
+    x_plain, e_plain = sample_checkpoint(ckpt, 1000, 0)
+    assert torch.equal(x, x_plain) and torch.equal(e, e_plain) and log_w.shape == (1000,)
+    weighted_mean = float((torch.softmax(log_w, 0) * e).sum())
+    assert float(e.mean()) - ref_mean > 0.6
+    assert abs(weighted_mean - ref_mean) < 0.5
+    out = tmp_path / "result.json"
+    argv = ["bench", "synthetic", "--system", "dw4", "--model", str(model), "--num-samples", "300",
+            "--importance-resample", "--output", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    resampled = result["importance_resampled"]
+    assert 0 < result["importance_effective_fraction"] <= 1 and 1 <= resampled["distinct"] <= 300
+    assert resampled["energy_w2"] < result["energy_w2"]
+    assert "resampled by importance weight" in capsys.readouterr().out

@@ -1,0 +1,96 @@
+"""`adjoint-sampling sample`: inputs (SMILES, .smi, SDF), outputs (SDF, XYZ), one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from molecular_helpers import TINY_SMILES, tiny_job
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from adjoint_sampling.cli.entry import main
+from adjoint_sampling.training.config import job_config_from_dict
+from adjoint_sampling.training.jobs import run_training_job
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    run_dir = tmp_path_factory.mktemp("tiny_cli")
+    run_training_job(job_config_from_dict(tiny_job("torsional", iterations=1)), run_dir, progress=False)
+    return str(run_dir / "model.pt")
+
+
+def _records(path: Path) -> list[Chem.Mol]:
+    return [m for m in Chem.SDMolSupplier(str(path), removeHs=False)]
+
+
+def test_smiles_to_sdf_with_tags(model, tmp_path, capsys):
+    out = tmp_path / "out.sdf"
+    rc = main(["sample", TINY_SMILES[1], "-n", "6", "--seed", "4", "-o", str(out), "--model", model])
+    assert rc == 0
+    mols = _records(out)
+    err = capsys.readouterr().err
+    assert f"{len(mols)}/6 conformers kept" in err and "wrote 1 molecule(s)" in err
+    assert 1 <= len(mols) <= 6
+    indices = [m.GetIntProp("conformer_index") for m in mols]
+    assert indices == sorted(set(indices)) and max(indices) < 6
+    for m in mols:
+        assert m.GetIntProp("seed") == 4 and m.GetProp("model_name") == "adjoint-sampling-torsional"
+        assert np.isfinite(float(m.GetProp("energy_kcal_mol"))) and m.GetProp("model_version")
+        Chem.AssignStereochemistryFrom3D(m)
+        assert Chem.MolToSmiles(Chem.RemoveHs(m)) == Chem.MolToSmiles(Chem.MolFromSmiles(TINY_SMILES[1]))
+
+
+def test_smi_file_with_a_bad_line_and_xyz_output(model, tmp_path, capsys):
+    smi = tmp_path / "mols.smi"
+    smi.write_text(f"{TINY_SMILES[0]} butanol\nC1CC( broken\nCCOC\n")
+    out = tmp_path / "out.xyz"
+    rc = main(["sample", str(smi), "-n", "3", "-o", str(out), "--model", model])
+    assert rc == 1  # one molecule failed, the others were written
+    err = capsys.readouterr().err
+    assert "C1CC(: skipped (invalid_smiles)" in err
+    lines = out.read_text().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.strip().isdigit()]
+    smiles_in_comments = {lines[i + 1].split("smiles=")[1] for i in frames}
+    assert smiles_in_comments == {TINY_SMILES[0], "CCOC"}
+
+
+def test_sdf_input_keeps_stereo(model, tmp_path):
+    mol = Chem.AddHs(Chem.MolFromSmiles("C[C@H](O)CC"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    expected = Chem.MolToSmiles(Chem.MolFromSmiles("C[C@H](O)CC"))
+    src = tmp_path / "in.sdf"
+    with Chem.SDWriter(str(src)) as writer:
+        writer.write(mol)
+    out = tmp_path / "out.sdf"
+    assert main(["sample", str(src), "-n", "2", "-o", str(out), "--model", model]) == 0
+    for rec in _records(out):
+        assert rec.GetProp("smiles") == expected  # the input's configuration, read from its 3D
+        Chem.AssignStereochemistryFrom3D(rec)
+        assert Chem.MolToSmiles(Chem.RemoveHs(rec)) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["C1CC("], "RDKit cannot parse SMILES"),
+        (["missing.smi"], "input file 'missing.smi' does not exist"),
+        (["CCO", "-n", "0"], "-n must be between 1 and"),
+        (["CCO", "--prune-rms", "-1"], "--prune-rms must be > 0"),
+        (["CCO", "--relax-steps", "20"], "--relax-steps must be >= 1 and needs --relax"),
+        (["CCO", "--relax", "mmff", "--relax-steps", "0"], "--relax-steps must be >= 1"),
+        (["C[Se]C"], "unsupported element(s) Se"),
+    ],
+)
+def test_bad_input_is_one_line_error(model, argv, message, capsys):
+    rc = main(["sample", *argv, "--model", model, "-o", "-"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("adjoint-sampling sample: error: ") and message in err[-1]
+
+
+def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
+    assert main(["sample", "CCO", "--model", str(tmp_path / "nope.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err

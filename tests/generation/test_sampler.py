@@ -1,0 +1,233 @@
+"""Sampler end to end on a tiny checkpoint trained in the test: counts, structure checks, energies,
+determinism, SDF parse-back, relaxation, pruning, mirror handling and bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from molecular_helpers import TINY_SMILES, tiny_job
+from rdkit import Chem
+
+from adjoint_sampling.chemistry.checks import check_conformers, reflect_positions
+from adjoint_sampling.core.errors import CheckpointError, ConfigError, InvalidMoleculeError
+from adjoint_sampling.core.version import __version__
+from adjoint_sampling.energy.mmff import MMFFEnergy
+from adjoint_sampling.generation.formats import conformers_to_sdf
+from adjoint_sampling.generation.sampler import Sampler
+from adjoint_sampling.generation.types import ConformerGenerator, GenerationRequest
+from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
+from adjoint_sampling.training.config import job_config_from_dict
+from adjoint_sampling.training.jobs import run_training_job
+
+CHIRAL = TINY_SMILES[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("tiny_torsional")
+    run_training_job(job_config_from_dict(tiny_job("torsional")), run_dir, progress=False)
+    return run_dir / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def sampler(checkpoint_path) -> Sampler:
+    return Sampler.from_checkpoint(checkpoint_path)
+
+
+def _bond_lengths(mol: Chem.Mol, positions: np.ndarray) -> np.ndarray:
+    pairs = np.array([[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] for b in mol.GetBonds()])
+    return np.linalg.norm(positions[..., pairs[:, 0], :] - positions[..., pairs[:, 1], :], axis=-1)
+
+
+def test_checkpoint_alone_describes_the_model(checkpoint_path, sampler):
+    ckpt = load_model_checkpoint(checkpoint_path)
+    assert ckpt.problem["mode"] == "torsional" and ckpt.problem["energy"] == "mmff"
+    assert ckpt.problem["temperature_k"] == 300.0 and "Cl" in ckpt.problem["elements"]
+    assert ckpt.versions["adjoint_sampling"] == __version__
+    assert isinstance(sampler, ConformerGenerator)
+    assert sampler.name == "adjoint-sampling-torsional" and sampler.version.startswith(__version__ + "+")
+
+
+def test_generate_counts_checks_and_energies(sampler):
+    cs = sampler.generate(GenerationRequest(CHIRAL, num_conformers=12, seed=3))
+    assert cs.num_requested == 12 and cs.num_generated == 12
+    assert len(cs.conformers) + cs.num_dropped == 12 and len(cs.conformers) > 0
+    assert set(cs.dropped) <= {"clash", "connectivity_changed", "stereo_changed"}
+    assert cs.num_reflected == 0  # torsional samples keep chirality by construction
+    positions = np.stack([c.positions for c in cs.conformers])
+    assert all(check.ok for check in check_conformers(cs.mol, positions))
+    # bond lengths are those of one of the local structures (seeded by the request seed)
+    record = sampler.prepare(GenerationRequest(CHIRAL, seed=3))
+    local = np.stack([r.local_positions.numpy() for r in sampler.local_structures(record, 12, 3)])
+    sampled_bonds = _bond_lengths(cs.mol, positions)[:, None, :]
+    local_bonds = _bond_lengths(cs.mol, local)[None, :, :]
+    assert np.abs(sampled_bonds - local_bonds).max(axis=-1).min(axis=1).max() < 1e-6
+    energies = MMFFEnergy().energy_and_forces(sampler.prepare(GenerationRequest(CHIRAL)).system, torch.from_numpy(positions))
+    assert cs.energy_model == "mmff"
+    assert np.allclose([c.energy for c in cs.conformers], energies.energy.numpy(), atol=1e-6)
+    assert {"sample", "check", "total"} <= set(cs.timings)
+
+
+def test_same_seed_same_conformers_other_seed_different(sampler):
+    a = sampler.generate(GenerationRequest(TINY_SMILES[0], num_conformers=5, seed=7))
+    b = sampler.generate(GenerationRequest(TINY_SMILES[0], num_conformers=5, seed=7))
+    c = sampler.generate(GenerationRequest(TINY_SMILES[0], num_conformers=5, seed=8))
+    assert [x.index for x in a.conformers] == [x.index for x in b.conformers]
+    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a.conformers, b.conformers))
+    assert not np.allclose(a.conformers[0].positions, c.conformers[0].positions)
+
+
+def test_sdf_parse_back(sampler):
+    cs = sampler.generate(GenerationRequest(CHIRAL, num_conformers=6, seed=0))
+    records = [m for m in Chem.ForwardSDMolSupplier(io.BytesIO(conformers_to_sdf(cs).encode()), removeHs=False)]
+    assert len(records) == len(cs.conformers)
+    for mol, conf in zip(records, cs.conformers):
+        assert mol.GetIntProp("conformer_index") == conf.index and mol.GetIntProp("seed") == 0
+        assert mol.GetProp("model_version") == sampler.version
+        assert float(mol.GetProp("energy_kcal_mol")) == pytest.approx(conf.energy, abs=1e-5)
+        assert np.allclose(mol.GetConformer().GetPositions(), conf.positions, atol=1e-3)
+        Chem.AssignStereochemistryFrom3D(mol)
+        assert Chem.MolToSmiles(Chem.RemoveHs(mol)) == Chem.MolToSmiles(Chem.MolFromSmiles(CHIRAL))
+
+
+def test_relax_and_prune(sampler):
+    raw = sampler.generate(GenerationRequest(CHIRAL, num_conformers=8, seed=1))
+    relaxed = sampler.generate(GenerationRequest(CHIRAL, num_conformers=8, seed=1, relax="mmff"))
+    assert relaxed.energy_model == "mmff" and relaxed.relax == "mmff"
+    assert min(c.energy for c in relaxed.conformers) < min(c.energy for c in raw.conformers)
+    assert all(check.ok for check in check_conformers(relaxed.mol, np.stack([c.positions for c in relaxed.conformers])))
+    pruned = sampler.generate(GenerationRequest(CHIRAL, num_conformers=8, seed=1, relax="mmff", prune_rms=1.5))
+    assert len(pruned.conformers) < len(relaxed.conformers)
+    assert pruned.dropped["pruned"] == len(relaxed.conformers) - len(pruned.conformers)
+
+
+def test_bad_requests_raise_typed_errors(sampler):
+    with pytest.raises(InvalidMoleculeError) as err:
+        sampler.generate(GenerationRequest("C1CC(", num_conformers=2))
+    assert err.value.reason == "invalid_smiles"
+    with pytest.raises(InvalidMoleculeError) as err:
+        sampler.generate(GenerationRequest("C[Se]CCC", num_conformers=2))
+    assert err.value.reason == "unsupported_element"
+    with pytest.raises(ConfigError, match="num_conformers"):
+        sampler.generate(GenerationRequest(CHIRAL, num_conformers=0))
+    with pytest.raises(ConfigError, match="relax"):
+        sampler.generate(GenerationRequest(CHIRAL, num_conformers=1, relax="uff"))  # type: ignore[arg-type]
+
+
+def test_rigid_molecule_gives_its_local_structure(sampler):
+    cs = sampler.generate(GenerationRequest("c1ccccc1O", num_conformers=3, seed=0))
+    assert cs.num_generated == 3 and len(cs.conformers) == 3
+
+
+def test_non_molecular_or_missing_checkpoint_is_refused(checkpoint_path, tmp_path):
+    with pytest.raises(CheckpointError):
+        Sampler.from_checkpoint(tmp_path / "missing.pt")
+    ckpt = load_model_checkpoint(checkpoint_path)
+    ckpt.problem = {"system": "dw4"}
+    save_model_checkpoint(tmp_path / "dw4.pt", ckpt)
+    with pytest.raises(CheckpointError, match="not a molecular model"):
+        Sampler.from_checkpoint(tmp_path / "dw4.pt")
+
+
+def test_output_energy_of_the_checkpoint_sets_the_reported_energies(checkpoint_path, sampler, tmp_path):
+    """``output_energy`` swaps the backend of reported energies (same samples); None keeps the training one."""
+    assert load_model_checkpoint(checkpoint_path).output_energy is None
+    ckpt = load_model_checkpoint(checkpoint_path)
+    ckpt.output_energy = "xtb"
+    save_model_checkpoint(tmp_path / "xtb_out.pt", ckpt)
+    assert load_model_checkpoint(tmp_path / "xtb_out.pt").output_energy == "xtb"
+    request = GenerationRequest("CCCO", num_conformers=3, seed=2)
+    own, other = sampler.generate(request), Sampler.from_checkpoint(tmp_path / "xtb_out.pt").generate(request)
+    assert (own.energy_model, other.energy_model) == ("mmff", "xtb")
+    np.testing.assert_array_equal(np.stack([c.positions for c in own.conformers]), np.stack([c.positions for c in other.conformers]))
+    assert [c.energy for c in own.conformers] != [c.energy for c in other.conformers]
+
+
+def test_cartesian_mirror_images_are_reflected_other_failures_dropped(checkpoint_path, tmp_path):
+    """In Cartesian mode a fully mirrored sample is reflected back; a broken one is dropped."""
+    ckpt: ModelCheckpoint = load_model_checkpoint(checkpoint_path)
+    ckpt.problem = {**ckpt.problem, "mode": "cartesian"}
+    save_model_checkpoint(tmp_path / "cart.pt", ckpt)
+    cartesian = Sampler.from_checkpoint(tmp_path / "cart.pt")
+    record = cartesian.prepare(GenerationRequest(CHIRAL, seed=0))
+    good = record.local_positions.numpy()
+    mirror = reflect_positions(record.local_positions).numpy()
+    broken = good.copy()
+    broken[0] = broken[1]  # two atoms on top of each other
+    dropped: dict[str, int] = {}
+    positions, kept, reflected = cartesian.check_samples(record.parsed.mol, np.stack([good, mirror, broken]), [0, 1, 2], dropped)
+    assert kept == [0, 1] and reflected == 1 and dropped == {"clash": 1}
+    assert check_conformers(record.parsed.mol, positions[1:2])[0].ok
+    # the torsional sampler never reflects: a mirror image is a stereo change there
+    torsional = Sampler.from_checkpoint(checkpoint_path)
+    dropped = {}
+    _, kept, reflected = torsional.check_samples(record.parsed.mol, np.stack([good, mirror]), [0, 1], dropped)
+    assert kept == [0] and reflected == 0 and dropped == {"stereo_changed": 1}
+
+
+def _centre_labels(mol: Chem.Mol, positions: np.ndarray) -> tuple:
+    m = Chem.Mol(mol)
+    m.RemoveAllConformers()
+    conf = Chem.Conformer(m.GetNumAtoms())
+    for i, xyz in enumerate(positions):
+        conf.SetAtomPosition(i, xyz.tolist())
+    m.AddConformer(conf)
+    Chem.AssignStereochemistryFrom3D(m)
+    return tuple(Chem.FindMolChiralCenters(m, includeUnassigned=True, useLegacyImplementation=False))
+
+
+def test_unspecified_stereocentres_are_sampled_in_every_configuration(sampler):
+    """Local structures cycle through the stereoisomers the SMILES leaves open; specified ones stay."""
+    open_centres = sampler.generate(GenerationRequest("CC(O)C(N)CC", num_conformers=16, seed=0))
+    labels = {_centre_labels(open_centres.mol, c.positions) for c in open_centres.conformers}
+    assert len(labels) == 4
+    fixed = sampler.generate(GenerationRequest("C[C@H](O)[C@@H](N)CC", num_conformers=16, seed=0))
+    assert len({_centre_labels(fixed.mol, c.positions) for c in fixed.conformers}) == 1
+
+
+def test_samples_spread_over_several_local_structures(sampler):
+    record = sampler.prepare(GenerationRequest(CHIRAL, num_conformers=12, seed=5))
+    structures = sampler.local_structures(record, 12, 5)
+    assert len(structures) == 3  # ceil(12 / conformers_per_local_structure=4)
+    first = structures[0].local_positions
+    assert all(not torch.allclose(first, other.local_positions) for other in structures[1:])
+
+
+def test_sde_steps_override_and_sample_reuse(checkpoint_path):
+    coarse = Sampler.from_checkpoint(checkpoint_path, sde_steps=3, reuse_samples=True)
+    assert coarse.grid.shape[0] == 4
+    with pytest.raises(ConfigError, match="sde_steps"):
+        Sampler.from_checkpoint(checkpoint_path, sde_steps=0)
+    raw = coarse.generate(GenerationRequest(CHIRAL, num_conformers=6, seed=2))
+    relaxed = coarse.generate(GenerationRequest(CHIRAL, num_conformers=6, seed=2, relax="mmff"))
+    assert "reused_wall" in relaxed.timings and "reused_wall" not in raw.timings
+    fresh = Sampler.from_checkpoint(checkpoint_path, sde_steps=3).generate(
+        GenerationRequest(CHIRAL, num_conformers=6, seed=2, relax="mmff")
+    )
+    assert np.allclose(
+        np.stack([c.positions for c in relaxed.conformers]), np.stack([c.positions for c in fresh.conformers])
+    )
+
+
+def test_batched_samples_follow_the_local_structure_plan(sampler):
+    """All local structures are integrated in one batch; sample i must come from its plan entry
+    (torsional moves keep every bond length of the local structure they start from)."""
+    record = sampler.prepare(GenerationRequest("CC(O)C(N)CCOC", num_conformers=10, seed=1))
+    plan = sampler.local_structure_plan(record, 10, 1)
+    assert [n for _, n in plan] == [4, 3, 3]  # ceil(10 / 4) structures, an even split
+    samples = torch.from_numpy(sampler.sample_positions(record, 10, 1))
+    bonds = torch.tensor([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in record.parsed.mol.GetBonds()])
+
+    def lengths(pos):
+        return (pos[..., bonds[:, 0], :] - pos[..., bonds[:, 1], :]).norm(dim=-1)
+
+    owner = [i for i, (_, n) in enumerate(plan) for _ in range(n)]
+    for k, i in enumerate(owner):
+        own = lengths(plan[i][0].local_positions)
+        assert torch.allclose(lengths(samples[k]), own, atol=1e-6)
+        others = [j for j in range(len(plan)) if j != i]
+        assert all(not torch.allclose(lengths(samples[k]), lengths(plan[j][0].local_positions), atol=1e-6) for j in others)
