@@ -1,6 +1,6 @@
 """Speed and sanity figures of molecule handling, structure checks, energy backends and relaxation.
 
-Run: ``OMP_NUM_THREADS=1 python -m benchmarks.molecules_energy --out benchmarks/results/molecules_energy.json``
+Run: ``OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.molecules_energy --out benchmarks/results/molecules_energy.json``
 
 Prints a table and writes the numbers as JSON:
     * structure checks on RDKit ETKDG conformers of the SPICE test molecules (raw and after MMFF

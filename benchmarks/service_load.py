@@ -5,7 +5,7 @@ few drug-like SMILES, to a server it starts itself on 127.0.0.1 (with ``AS_MAX_C
 to the load concurrency, so a correct server answers every request) or to ``--url`` (loopback
 only). Prints and writes (JSON) throughput, latency percentiles and every non-200 by status.
 
-    python -m benchmarks.service_load --requests 500 --concurrency 8 --output out/service_load.json
+    python -m adjoint_sampling.benchmarks.service_load --requests 500 --concurrency 8 --output out/service_load.json
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.service_load", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m adjoint_sampling.benchmarks.service_load", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="total requests (bounded)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     parser.add_argument("--n-conformers", type=int, default=10)
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     summary.update(
         {
-            "command": "python -m benchmarks.service_load " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "command": "python -m adjoint_sampling.benchmarks.service_load " + " ".join(argv if argv is not None else sys.argv[1:]),
             "concurrency": args.concurrency,
             "n_conformers": args.n_conformers,
             "relax": args.relax,

@@ -7,7 +7,7 @@ checks, and compares energies under the checkpoint's backend (kcal/mol). It also
 samples (before the checks drop clashes), and counts distinct conformers (greedy heavy-atom RMSD
 pruning at 0.5 angstrom) among the kept ones. Results: a JSON file and a Markdown table.
 
-    python -m benchmarks.torsional_vs_random --model runs/torsional_spice/model.pt -n 50 --seed 0 \\
+    python -m adjoint_sampling.benchmarks.torsional_vs_random --model runs/torsional_spice/model.pt -n 50 --seed 0 \\
         --num-molecules 10 --output benchmarks/results/torsional_vs_random
 """
 

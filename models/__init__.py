@@ -2,38 +2,25 @@
 registry, the self-describing model checkpoint, and the equivariance checks every controller is
 tested with. ``shipped/`` holds the shipped weights and their card (data, not code)."""
 
-from adjoint_sampling.models.checkpoint import (
-    FORMAT_VERSION,
-    ModelCheckpoint,
-    load_controller_weights,
-    load_model_checkpoint,
-    save_model_checkpoint,
-)
-from adjoint_sampling.models.egnn import EGNNController
-from adjoint_sampling.models.equivariance import (
-    equivariance_errors,
-    max_abs_error,
-    permute_system_batch,
-    random_permutation_within_systems,
-)
-from adjoint_sampling.models.molecular_egnn import MolecularEGNNController
-from adjoint_sampling.models.registry import available_controllers, build_controller, register_controller
-from adjoint_sampling.models.torsional import TorsionalController
+from adjoint_sampling.core.lazy import lazy_exports
 
-__all__ = [
-    "EGNNController",
-    "FORMAT_VERSION",
-    "ModelCheckpoint",
-    "MolecularEGNNController",
-    "TorsionalController",
-    "available_controllers",
-    "build_controller",
-    "equivariance_errors",
-    "load_controller_weights",
-    "load_model_checkpoint",
-    "max_abs_error",
-    "permute_system_batch",
-    "random_permutation_within_systems",
-    "register_controller",
-    "save_model_checkpoint",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "EGNNController": ".egnn",
+        "FORMAT_VERSION": ".checkpoint",
+        "ModelCheckpoint": ".checkpoint",
+        "MolecularEGNNController": ".molecular_egnn",
+        "TorsionalController": ".torsional",
+        "available_controllers": ".registry",
+        "build_controller": ".registry",
+        "equivariance_errors": ".equivariance",
+        "load_controller_weights": ".checkpoint",
+        "load_model_checkpoint": ".checkpoint",
+        "max_abs_error": ".equivariance",
+        "permute_system_batch": ".equivariance",
+        "random_permutation_within_systems": ".equivariance",
+        "register_controller": ".registry",
+        "save_model_checkpoint": ".checkpoint",
+    },
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +28,21 @@ _HTTP_REASONS = {
     406: "not_acceptable",
     413: "body_too_large",
     415: "unsupported_media_type",
+}
+
+# The documented error responses of the API routes (OpenAPI ``responses``).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "malformed body (not UTF-8 JSON)",
+        404: "unknown job",
+        409: "job not finished or failed",
+        413: "request body too large",
+        422: "invalid field or molecule",
+        500: "internal error",
+        503: "busy or not ready (Retry-After)",
+        504: "time limit passed",
+    }.items()
 }
 
 

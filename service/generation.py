@@ -9,7 +9,7 @@ from typing import Any
 
 from adjoint_sampling.chemistry.checks import REASONS as CHECK_REASONS
 from adjoint_sampling.chemistry.parsing import ParsedMolecule, parse_smiles
-from adjoint_sampling.core.errors import AdjointSamplingError, InvalidMoleculeError
+from adjoint_sampling.core.errors import AdjointSamplingError, InvalidMoleculeError, InvalidOptionError
 from adjoint_sampling.generation.formats import conformers_to_json, conformers_to_sdf, conformers_to_xyz
 from adjoint_sampling.generation.types import ConformerGenerator, ConformerSet, GenerationRequest
 from adjoint_sampling.service.errors import ApiError
@@ -20,21 +20,17 @@ log = logging.getLogger(__name__)
 
 
 _MOLECULE_FIELDS = {"charge_mismatch": "charge"}
+_OPTION_FIELDS = {"num_conformers": "n_conformers"}
+"""API field of each :class:`GenerationRequest` option whose name differs."""
 
 
 def validate_options(options: GenerationOptions, settings: ServiceSettings) -> None:
-    """Refuse options over the service limits (422 naming the field)."""
-    if options.n_conformers > settings.max_conformers:
-        raise ApiError(
-            422,
-            "n_conformers",
-            "above_cap",
-            f"n_conformers: {options.n_conformers} is above the cap of {settings.max_conformers}",
-        )
-    if options.relax_steps is not None and options.relax == "none":
-        raise ApiError(
-            422, "relax_steps", "needs_relax", "relax_steps: only meaningful with a relaxation; set relax to mmff or xtb"
-        )
+    """The request rules of :meth:`GenerationRequest.validate`, with the service's cap (422 naming the field)."""
+    try:
+        generation_request(MoleculeInput(smiles=""), options).validate(max_num_conformers=settings.max_conformers)
+    except InvalidOptionError as exc:
+        field = _OPTION_FIELDS.get(exc.field, exc.field)
+        raise ApiError(422, field, exc.reason, f"{field} {exc.detail}") from None
 
 
 def validate_molecule(molecule: MoleculeInput, settings: ServiceSettings, field_prefix: str = "") -> ParsedMolecule:
@@ -83,10 +79,15 @@ def generation_request(molecule: MoleculeInput, options: GenerationOptions) -> G
 
 
 def generate(
-    generator: ConformerGenerator, molecule: MoleculeInput, options: GenerationOptions, field_prefix: str = ""
+    generator: ConformerGenerator,
+    molecule: MoleculeInput,
+    options: GenerationOptions,
+    field_prefix: str = "",
+    parsed: ParsedMolecule | None = None,
 ) -> dict[str, Any]:
     """Run the generator for one validated molecule and build a ``ConformerResult`` dict.
 
+    ``parsed`` is the molecule :func:`validate_molecule` returned, so it is not parsed twice.
     CPU-heavy: call it from a worker thread.
 
     Raises:
@@ -94,7 +95,7 @@ def generate(
     """
     start = time.perf_counter()
     try:
-        cs = generator.generate(generation_request(molecule, options))
+        cs = generator.generate(generation_request(molecule, options), parsed)
     except InvalidMoleculeError as exc:
         raise molecule_error(exc, field_prefix, molecule) from None
     except AdjointSamplingError as exc:
@@ -134,8 +135,8 @@ def process_molecule(
     """One molecule of a batch or job as a ``MoleculeOutcome`` dict: never raises for bad input."""
     prefix = f"molecules.{index}."
     try:
-        validate_molecule(molecule, settings, prefix)
-        result = generate(generator, molecule, options, prefix)
+        parsed = validate_molecule(molecule, settings, prefix)
+        result = generate(generator, molecule, options, prefix, parsed)
     except ApiError as exc:
         return failed_outcome(index, molecule, exc)
     return {"index": index, "smiles": molecule.smiles, "status": "ok", "error": None, "result": result}

@@ -153,8 +153,27 @@ class JobInfo(BaseModel):
     result_url: str | None = None
 
 
+class ModelLimits(BaseModel):
+    """The request limits of the service (its settings)."""
+
+    max_conformers: int
+    max_smiles_length: int
+    max_atoms: int
+    max_batch_molecules: int
+    max_job_molecules: int
+    request_timeout_s: float = Field(description="time limit of synchronous requests (seconds)")
+
+
+class ServedModel(ModelInfo):
+    """The model the service runs."""
+
+    source: str = Field(description="the model spec it was loaded from (`in-process` when embedded)")
+    ready: bool = Field(description="loaded and warmed up")
+    limits: ModelLimits
+
+
 class ModelsResponse(BaseModel):
-    models: list[dict[str, object]]
+    models: list[ServedModel]
 
 
 class HealthResponse(BaseModel):

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,20 @@ def test_every_package_exports_a_curated_all(package):
     assert isinstance(getattr(module, "__all__", None), list), f"{package} has no __all__ list"
     for name in module.__all__:
         assert hasattr(module, name), f"{package}.__all__ names {name!r}, which it does not have"
+
+
+def test_the_wheel_installs_one_name_with_the_shipped_weights_and_without_the_archive(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO_ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        check=True, capture_output=True, timeout=300,
+    )
+    shutil.rmtree(REPO_ROOT / "build", ignore_errors=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"adjoint_sampling"}
+    assert "adjoint_sampling/models/shipped/default.pt" in names
+    assert "adjoint_sampling/models/shipped/MODEL_CARD.md" in names
+    assert not [name for name in names if "/archive/" in name]
+    for package in SETUPTOOLS["packages"]:
+        assert "/".join(package.split(".")) + "/__init__.py" in names

@@ -1,42 +1,28 @@
 """Molecule handling: SMILES parsing and validation, graphs, torsions, structure checks."""
 
-from adjoint_sampling.chemistry.checks import StructureCheck, check_conformers, check_structure, reflect_positions
-from adjoint_sampling.chemistry.embedding import local_structure
-from adjoint_sampling.chemistry.graph import (
-    ATOM_FEATURE_DIM,
-    BOND_FEATURE_DIM,
-    ELEMENTS,
-    MolecularGraph,
-    atomic_system,
-    featurize,
-)
-from adjoint_sampling.chemistry.parsing import SUPPORTED_ELEMENTS, ParsedMolecule, parse_smiles
-from adjoint_sampling.chemistry.torsions import (
-    TorsionTopology,
-    dihedral_angles,
-    find_torsions,
-    set_torsions,
-    torsion_gradient,
-)
+from adjoint_sampling.core.lazy import lazy_exports
 
-__all__ = [
-    "ATOM_FEATURE_DIM",
-    "BOND_FEATURE_DIM",
-    "ELEMENTS",
-    "SUPPORTED_ELEMENTS",
-    "MolecularGraph",
-    "ParsedMolecule",
-    "StructureCheck",
-    "TorsionTopology",
-    "atomic_system",
-    "check_conformers",
-    "check_structure",
-    "dihedral_angles",
-    "featurize",
-    "find_torsions",
-    "local_structure",
-    "parse_smiles",
-    "reflect_positions",
-    "set_torsions",
-    "torsion_gradient",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "ATOM_FEATURE_DIM": ".graph",
+        "BOND_FEATURE_DIM": ".graph",
+        "ELEMENTS": ".graph",
+        "MolecularGraph": ".graph",
+        "ParsedMolecule": ".parsing",
+        "SUPPORTED_ELEMENTS": ".parsing",
+        "StructureCheck": ".checks",
+        "TorsionTopology": ".torsions",
+        "atomic_system": ".graph",
+        "check_conformers": ".checks",
+        "check_structure": ".checks",
+        "dihedral_angles": ".torsions",
+        "featurize": ".graph",
+        "find_torsions": ".torsions",
+        "local_structure": ".embedding",
+        "parse_smiles": ".parsing",
+        "reflect_positions": ".checks",
+        "set_torsions": ".torsions",
+        "torsion_gradient": ".torsions",
+    },
+)

@@ -88,12 +88,7 @@ def parse_smiles(
     if mol.GetNumAtoms() == 0:
         raise InvalidMoleculeError("empty", "SMILES has no atoms")
 
-    unsupported = sorted({a.GetSymbol() for a in mol.GetAtoms()} - set(supported_elements))
-    if unsupported:
-        raise InvalidMoleculeError(
-            "unsupported_element",
-            f"unsupported element(s) {', '.join(unsupported)}; supported: {', '.join(supported_elements)}",
-        )
+    require_elements(mol, supported_elements)
     num_fragments = len(Chem.GetMolFrags(mol))
     if num_fragments > 1 and not allow_fragments:
         raise InvalidMoleculeError(
@@ -129,3 +124,14 @@ def parse_smiles(
         charge=formal_charge,
         multiplicity=derived_multiplicity,
     )
+
+
+def require_elements(mol: Chem.Mol, supported_elements: tuple[str, ...]) -> None:
+    """``InvalidMoleculeError`` (reason ``unsupported_element``) naming the elements of ``mol`` that
+    are not in ``supported_elements``."""
+    unsupported = sorted({a.GetSymbol() for a in mol.GetAtoms()} - set(supported_elements))
+    if unsupported:
+        raise InvalidMoleculeError(
+            "unsupported_element",
+            f"unsupported element(s) {', '.join(unsupported)}; supported: {', '.join(supported_elements)}",
+        )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rdkit import Chem, RDLogger
 
-from adjoint_sampling.core.errors import AdjointSamplingError, ConfigError, InvalidMoleculeError
+from adjoint_sampling.core.errors import AdjointSamplingError, ConfigError, InvalidMoleculeError, InvalidOptionError
 from adjoint_sampling.generation.formats import conformers_to_sdf, conformers_to_xyz
 from adjoint_sampling.generation.types import RELAX_METHODS, ConformerSet, GenerationRequest
 
@@ -89,12 +89,30 @@ def _summary(cs: ConformerSet) -> str:
     )
 
 
+OPTION_FLAGS: dict[str, str] = {
+    "num_conformers": "-n", "relax": "--relax", "prune_rms": "--prune-rms", "relax_steps": "--relax-steps",
+}
+"""The flag of each :class:`GenerationRequest` option."""
+
+
+def _request(smiles: str, args: argparse.Namespace) -> GenerationRequest:
+    return GenerationRequest(
+        smiles=smiles, num_conformers=args.num_conformers, seed=args.seed, relax=args.relax, prune_rms=args.prune_rms,
+        relax_steps=args.relax_steps,
+    )
+
+
+def _validate_options(args: argparse.Namespace) -> None:
+    """The request rules of :meth:`GenerationRequest.validate` (with the CLI's cap), naming the flag."""
+    try:
+        _request("", args).validate(max_num_conformers=MAX_CONFORMERS)
+    except InvalidOptionError as exc:
+        raise ConfigError(f"{OPTION_FLAGS[exc.field]} {exc.detail}") from None
+
+
 def _generate_all(generator, smiles_list: list[str], args: argparse.Namespace) -> Iterator[ConformerSet | str]:
     for smiles in smiles_list:
-        request = GenerationRequest(
-            smiles=smiles, num_conformers=args.num_conformers, seed=args.seed, relax=args.relax, prune_rms=args.prune_rms,
-            relax_steps=args.relax_steps,
-        )
+        request = _request(smiles, args)
         try:
             yield generator.generate(request)
         except InvalidMoleculeError as exc:
@@ -106,12 +124,7 @@ def _generate_all(generator, smiles_list: list[str], args: argparse.Namespace) -
 def run(args: argparse.Namespace) -> int:
     from adjoint_sampling.generation.loading import load_generator
 
-    if not 1 <= args.num_conformers <= MAX_CONFORMERS:
-        raise ConfigError(f"-n must be between 1 and {MAX_CONFORMERS}, got {args.num_conformers}")
-    if args.prune_rms is not None and not args.prune_rms > 0:
-        raise ConfigError(f"--prune-rms must be > 0 angstrom, got {args.prune_rms}")
-    if args.relax_steps is not None and (args.relax == "none" or args.relax_steps < 1):
-        raise ConfigError(f"--relax-steps must be >= 1 and needs --relax mmff or xtb, got {args.relax_steps} with --relax {args.relax}")
+    _validate_options(args)
     smiles_list = read_input_molecules(args.input)
     generator = load_generator(args.model)
     fmt = _output_format(args)

@@ -15,6 +15,23 @@ class ConfigError(AdjointSamplingError):
     """A configuration file or option is invalid (names the field and the reason)."""
 
 
+class InvalidOptionError(ConfigError):
+    """A generation option is invalid; front ends name the field in their own terms.
+
+    Attributes:
+        field: the option's name in :class:`~adjoint_sampling.generation.types.GenerationRequest`.
+        reason: a short machine-readable code (``out_of_range``, ``above_cap``, ``needs_relax``,
+            ``unknown_choice``).
+        detail: the rule, phrased to follow the field's name (``"must be >= 1, got 0"``).
+    """
+
+    def __init__(self, field: str, reason: str, detail: str) -> None:
+        super().__init__(f"{field} {detail}")
+        self.field = field
+        self.reason = reason
+        self.detail = detail
+
+
 class CheckpointError(AdjointSamplingError):
     """A checkpoint is missing, corrupt or incompatible."""
 

@@ -1,11 +1,10 @@
 """The trained sampler: a checkpoint in, conformers out (a :class:`ConformerGenerator`).
 
-Per request: parse the SMILES, build the local structures (torsional mode: RDKit ETKDG + MMFF
-conformers seeded by the request seed; several of them, so that ring puckers and unspecified
-stereocentres vary between samples), integrate the controlled SDE for ``num_conformers`` samples, turn them into positions, check
-every conformer's connectivity and stereochemistry against the input (in Cartesian mode a fully
-mirrored sample is reflected back, anything else that fails is dropped and counted by reason),
-optionally relax, compute energies, optionally prune by heavy-atom RMSD.
+Per request it builds the local structures (torsional mode: RDKit ETKDG + MMFF conformers seeded by
+the request seed; several of them, so that ring puckers and unspecified stereocentres vary between
+samples) and integrates the controlled SDE for ``num_conformers`` samples. Parsing, checks (in
+Cartesian mode a fully mirrored sample is reflected back), relaxation, energies and pruning are the
+shared :mod:`~adjoint_sampling.generation.pipeline`.
 """
 
 from __future__ import annotations
@@ -14,32 +13,30 @@ import dataclasses
 import hashlib
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from rdkit import Chem
 from torch import Tensor, nn
 
-from adjoint_sampling.chemistry.checks import check_conformers, reflect_positions
 from adjoint_sampling.chemistry.embedding import local_structure
-from adjoint_sampling.chemistry.rmsd import prune_subset
+from adjoint_sampling.chemistry.parsing import ParsedMolecule, parse_smiles, require_elements
 from adjoint_sampling.chemistry.stereo import unspecified_stereoisomers
+from adjoint_sampling.core.atomic_system import AtomicSystem
 from adjoint_sampling.core.errors import AdjointSamplingError, CheckpointError, ConfigError, InvalidMoleculeError
 from adjoint_sampling.core.version import __version__
 from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.registry import build_energy
-from adjoint_sampling.energy.relax import relax
-from adjoint_sampling.generation.types import Conformer, ConformerSet, GenerationRequest
+from adjoint_sampling.generation.pipeline import ConformerPipeline, Draw
+from adjoint_sampling.generation.types import GenerationRequest
+from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint
 from adjoint_sampling.problems.molecular.base import MODES
 from adjoint_sampling.problems.molecular.cartesian import cartesian_batch
-from adjoint_sampling.problems.molecular.dataset import MoleculeRecord, prepare_molecule
+from adjoint_sampling.problems.molecular.dataset import MoleculeRecord, molecule_record
 from adjoint_sampling.problems.molecular.torsional import torsional_batch
 from adjoint_sampling.sde.integrate import sample_terminal
 from adjoint_sampling.sde.schedules import NoiseSchedule
-from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint
 
 __all__ = ["Sampler"]
 
@@ -51,8 +48,9 @@ def _file_digest(path: Path) -> str:
 
 
 @dataclass
-class Sampler:
-    """Conformers from a trained molecular checkpoint (torsional or Cartesian mode).
+class Sampler(ConformerPipeline):
+    """Conformers from a trained molecular checkpoint (torsional or Cartesian mode), through the
+    shared :class:`~adjoint_sampling.generation.pipeline.ConformerPipeline`.
 
     Attributes:
         checkpoint: the loaded checkpoint.
@@ -82,7 +80,6 @@ class Sampler:
     max_local_structures: int = 16
     schedule: NoiseSchedule = field(init=False)
     grid: Tensor = field(init=False)
-    _last_samples: tuple[tuple, np.ndarray, float, float] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         problem = self.checkpoint.problem
@@ -139,16 +136,44 @@ class Sampler:
             self.energy = build_energy(name, **options)
         return self.energy
 
-    def prepare(self, request: GenerationRequest) -> MoleculeRecord:
-        """Parse and validate the request's molecule; its local structure uses ``request.seed``.
+    @property
+    def reuses_draws(self) -> bool:
+        return self.reuse_samples
+
+    @property
+    def reflects_mirrored(self) -> bool:
+        return self.mode == "cartesian"
+
+    def prepare(self, request: GenerationRequest, molecule: ParsedMolecule | None = None) -> MoleculeRecord:
+        """The request's molecule (parsed unless given) checked against the model's elements, with its
+        local structure embedded with ``request.seed``.
 
         Molecules larger than the training ones are accepted (up to the parser's atom limit): the
         controller is local, so it applies to any size, with less certain quality.
         """
-        return prepare_molecule(
-            request.smiles, seed=request.seed, charge=request.charge, multiplicity=request.multiplicity,
-            supported_elements=self.checkpoint.problem.get("elements"),
-        )
+        elements = self.checkpoint.problem.get("elements")
+        if molecule is None:
+            options = {} if elements is None else {"supported_elements": tuple(elements)}
+            molecule = parse_smiles(request.smiles, charge=request.charge, multiplicity=request.multiplicity, **options)
+        elif elements is not None:
+            require_elements(molecule.mol, tuple(elements))
+        return molecule_record(molecule, seed=request.seed)
+
+    def molecule_of(self, prepared: MoleculeRecord) -> ParsedMolecule:
+        return prepared.parsed
+
+    def draw(self, prepared: MoleculeRecord, request: GenerationRequest) -> Draw:
+        return Draw(self.sample_positions(prepared, request.num_conformers, request.seed))
+
+    def unrelaxed_energies(self, system: AtomicSystem, positions: np.ndarray) -> tuple[list[float | None], str | None]:
+        """Energies (kcal/mol, ``None`` where the backend failed) with the model's backend."""
+        try:
+            model = self.energy_model()
+            result = model.energy_and_forces(system, torch.from_numpy(positions))
+        except AdjointSamplingError as exc:
+            log.warning("no energies for %s: %s", system.key, exc)
+            return [None] * len(positions), None
+        return [float(e) if ok else None for e, ok in zip(result.energy.tolist(), result.ok.tolist())], model.name
 
     def local_structures(self, record: MoleculeRecord, num: int, seed: int) -> list[MoleculeRecord]:
         """Records sharing ``record``'s molecule with the local structures used for ``num`` samples.
@@ -209,121 +234,3 @@ class Sampler:
                 pos = batch.context.positions(x1.to(torch.float64) if self.mode == "torsional" else x1)
             out.append(pos.to(torch.float64).reshape(len(chunk), num_atoms, 3))
         return torch.cat(out).numpy()
-
-    def generate(self, request: GenerationRequest) -> ConformerSet:
-        """Generate conformers for ``request`` (see the module docstring).
-
-        Raises:
-            InvalidMoleculeError: the molecule cannot be handled (reason in ``.reason``).
-            ConfigError: invalid request options.
-        """
-        request.validate()
-        timings: dict[str, float] = {}
-        start = time.perf_counter()
-        record = self.prepare(request)
-        timings["prepare"] = time.perf_counter() - start
-
-        tic = time.perf_counter()
-        key = (request.smiles, request.charge, request.multiplicity, request.num_conformers, request.seed)
-        if self.reuse_samples and self._last_samples is not None and self._last_samples[0] == key:
-            positions = self._last_samples[1].copy()
-            timings["reused_wall"], timings["reused_cpu"] = self._last_samples[2], self._last_samples[3]
-        else:
-            cpu_tic = time.process_time()
-            positions = self.sample_positions(record, request.num_conformers, request.seed)
-            if self.reuse_samples:
-                wall, cpu = time.perf_counter() - tic, time.process_time() - cpu_tic
-                self._last_samples = (key, positions.copy(), wall, cpu)
-        timings["sample"] = time.perf_counter() - tic
-
-        tic = time.perf_counter()
-        dropped: dict[str, int] = {}
-        positions, kept, num_reflected = self.check_samples(record.parsed.mol, positions, list(range(len(positions))), dropped)
-        timings["check"] = time.perf_counter() - tic
-
-        energies: list[float | None] = [None] * len(kept)
-        energy_model: str | None = None
-        if kept and request.relax != "none":
-            tic = time.perf_counter()
-            result = relax(record.system, torch.from_numpy(positions[kept]), request.relax, **request.relax_options())
-            relaxed = positions.copy()
-            relaxed[kept] = result.positions.numpy()
-            failed = [i for i, good in zip(kept, result.ok.tolist()) if not good]
-            if failed:
-                dropped["relax_failed"] = len(failed)
-            relaxed_energy = dict(zip(kept, result.energy.tolist()))
-            still = [i for i in kept if i not in set(failed)]
-            positions, kept, _ = self.check_samples(record.parsed.mol, relaxed, still, dropped, allow_reflection=False)
-            energies = [relaxed_energy[i] for i in kept]
-            energy_model = request.relax
-            timings["relax"] = time.perf_counter() - tic
-        elif kept:
-            tic = time.perf_counter()
-            energies, energy_model = self._energies(record, positions[kept])
-            timings["energy"] = time.perf_counter() - tic
-
-        if request.prune_rms is not None and kept:
-            tic = time.perf_counter()
-            energy_of = dict(zip(kept, energies))
-            kept = prune_subset(record.parsed.mol, positions, kept, float(request.prune_rms), dropped)
-            energies = [energy_of[i] for i in kept]
-            timings["prune"] = time.perf_counter() - tic
-        timings["total"] = time.perf_counter() - start
-
-        mol = Chem.Mol(record.parsed.mol)
-        mol.RemoveAllConformers()
-        return ConformerSet(
-            smiles=request.smiles,
-            mol=mol,
-            conformers=[Conformer(positions=positions[i].copy(), energy=e, index=i) for i, e in zip(kept, energies)],
-            num_requested=request.num_conformers,
-            num_generated=int(len(positions)),
-            dropped=dropped,
-            num_reflected=num_reflected,
-            energy_model=energy_model,
-            relax=request.relax,
-            model_name=self.name,
-            model_version=self.version,
-            seed=request.seed,
-            timings=timings,
-        )
-
-    def check_samples(
-        self, mol: Chem.Mol, positions: np.ndarray, indices: list[int], dropped: dict[str, int],
-        allow_reflection: bool = True,
-    ) -> tuple[np.ndarray, list[int], int]:
-        """Check ``positions[indices]``; reflect fully mirrored Cartesian samples; count drops by reason.
-
-        Returns the (possibly reflected) positions, the indices that passed, and the reflections.
-        """
-        if not indices:
-            return positions, [], 0
-        positions = positions.copy()
-        checks = check_conformers(mol, positions[indices])
-        kept: list[int] = []
-        reflected = 0
-        for i, check in zip(indices, checks):
-            if check.ok:
-                kept.append(i)
-            elif check.mirrored and allow_reflection and self.mode == "cartesian":
-                mirror = reflect_positions(torch.from_numpy(positions[i])).numpy()
-                if check_conformers(mol, mirror[None])[0].ok:
-                    positions[i] = mirror
-                    kept.append(i)
-                    reflected += 1
-                else:
-                    dropped["mirror_failed"] = dropped.get("mirror_failed", 0) + 1
-            else:
-                reason = check.reason or "failed_check"
-                dropped[reason] = dropped.get(reason, 0) + 1
-        return positions, kept, reflected
-
-    def _energies(self, record: MoleculeRecord, positions: np.ndarray) -> tuple[list[float | None], str | None]:
-        """Energies (kcal/mol, ``None`` where the backend failed) with the model's backend."""
-        try:
-            model = self.energy_model()
-            result = model.energy_and_forces(record.system, torch.from_numpy(positions))
-        except AdjointSamplingError as exc:
-            log.warning("no energies for %s: %s", record.smiles, exc)
-            return [None] * len(positions), None
-        return [float(e) if ok else None for e, ok in zip(result.energy.tolist(), result.ok.tolist())], model.name

@@ -10,7 +10,10 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.chemistry.parsing import ParsedMolecule
+from adjoint_sampling.core.errors import InvalidOptionError
+
+__all__ = ["RELAX_METHODS", "Conformer", "ConformerGenerator", "ConformerSet", "GenerationRequest", "RelaxMethod"]
 
 RelaxMethod = Literal["none", "mmff", "xtb"]
 RELAX_METHODS: tuple[str, ...] = ("none", "mmff", "xtb")
@@ -43,19 +46,35 @@ class GenerationRequest:
     prune_rms: float | None = None
     relax_steps: int | None = None
 
-    def validate(self) -> None:
-        """``ConfigError`` naming the first invalid option (the molecule is checked by the parser)."""
+    def validate(self, max_num_conformers: int | None = None) -> None:
+        """Check the options against the one set of rules every front end uses.
+
+        Args:
+            max_num_conformers: a front end's cap on ``num_conformers`` (``None``: no cap).
+
+        Raises:
+            InvalidOptionError: naming the first invalid option, its reason and the rule (the
+                molecule itself is checked by the parser).
+        """
         if self.num_conformers < 1:
-            raise ConfigError(f"num_conformers must be >= 1, got {self.num_conformers}")
+            raise InvalidOptionError("num_conformers", "out_of_range", f"must be >= 1, got {self.num_conformers}")
+        if max_num_conformers is not None and self.num_conformers > max_num_conformers:
+            raise InvalidOptionError(
+                "num_conformers", "above_cap", f"must not exceed the cap of {max_num_conformers}, got {self.num_conformers}"
+            )
         if self.relax not in RELAX_METHODS:
-            raise ConfigError(f"relax must be one of {', '.join(RELAX_METHODS)}, got {self.relax!r}")
+            raise InvalidOptionError(
+                "relax", "unknown_choice", f"must be one of {', '.join(RELAX_METHODS)}, got {self.relax!r}"
+            )
         if self.prune_rms is not None and not self.prune_rms > 0:
-            raise ConfigError(f"prune_rms must be > 0 angstrom, got {self.prune_rms}")
+            raise InvalidOptionError("prune_rms", "out_of_range", f"must be > 0 angstrom, got {self.prune_rms}")
         if self.relax_steps is not None:
             if self.relax == "none":
-                raise ConfigError("relax_steps needs a relaxation (relax is 'none')")
+                raise InvalidOptionError(
+                    "relax_steps", "needs_relax", "needs a relaxation (relax is 'none'); set relax to mmff or xtb"
+                )
             if self.relax_steps < 1:
-                raise ConfigError(f"relax_steps must be >= 1, got {self.relax_steps}")
+                raise InvalidOptionError("relax_steps", "out_of_range", f"must be >= 1, got {self.relax_steps}")
 
     def relax_options(self) -> dict[str, int]:
         """Keyword arguments of :func:`adjoint_sampling.relax.relax` this request asks for."""
@@ -122,6 +141,7 @@ class ConformerGenerator(Protocol):
     name: str
     version: str
 
-    def generate(self, request: GenerationRequest) -> ConformerSet:
-        """Generate conformers; raises ``InvalidMoleculeError`` for molecules it cannot handle."""
+    def generate(self, request: GenerationRequest, molecule: ParsedMolecule | None = None) -> ConformerSet:
+        """Generate conformers (``molecule``: the request's molecule if already parsed); raises
+        ``InvalidMoleculeError`` for molecules it cannot handle, ``InvalidOptionError`` for bad options."""
         ...

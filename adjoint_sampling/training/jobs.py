@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -13,56 +12,38 @@ import yaml
 
 from adjoint_sampling.core.atomic_io import atomic_write_text
 from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.core.registry import Registry
+from adjoint_sampling.models.checkpoint import load_controller_weights
 from adjoint_sampling.problems.base import TrainingProblem
 from adjoint_sampling.sde.schedules import build_schedule
-from adjoint_sampling.models.checkpoint import load_controller_weights
 from adjoint_sampling.training.config import JobConfig, load_job_config
 from adjoint_sampling.training.distributed import init_distributed, shutdown_distributed
 from adjoint_sampling.training.trainer import Trainer, TrainingCounters, has_training_state
 
-__all__ = ["register_problem", "build_problem", "run_training_job", "PROBLEM_MODULES"]
+__all__ = ["register_problem", "build_problem", "run_training_job", "PROBLEM_BUILDERS"]
 
 log = logging.getLogger(__name__)
 
 ProblemBuilder = Callable[[dict[str, Any]], TrainingProblem]
-_BUILDERS: dict[str, ProblemBuilder] = {}
 
-PROBLEM_MODULES: list[str] = [
-    "adjoint_sampling.training.synthetic_job",
-    "adjoint_sampling.training.molecular_job",
-]
-"""Modules imported on first use so that their ``@register_problem`` builders exist.
-A new problem kind adds one line here."""
+PROBLEM_BUILDERS: Registry[ProblemBuilder] = Registry(
+    "kind", ["adjoint_sampling.training.synthetic_job", "adjoint_sampling.training.molecular_job"]
+)
+"""Builders of the ``problem:`` section by ``kind``; a new problem kind adds its module here."""
 
 
 def register_problem(kind: str) -> Callable[[ProblemBuilder], ProblemBuilder]:
     """Decorator: ``builder(params: dict) -> TrainingProblem`` handles ``problem: {kind: <kind>}``."""
-
-    def decorate(builder: ProblemBuilder) -> ProblemBuilder:
-        _BUILDERS[kind] = builder
-        return builder
-
-    return decorate
-
-
-def _import_problem_modules() -> None:
-    for module in PROBLEM_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:  # a module not written yet must not break other kinds
-            if exc.name != module:
-                raise
-            log.debug("problem module %s not available", module)
+    return PROBLEM_BUILDERS.register(kind)
 
 
 def build_problem(spec: dict[str, Any]) -> TrainingProblem:
     """Build the problem of a ``problem:`` config section (``ConfigError`` for unknown kinds)."""
-    kind = spec.get("kind")
-    if kind not in _BUILDERS:
-        _import_problem_modules()
-    if kind not in _BUILDERS:
-        raise ConfigError(f"config.problem: unknown kind {kind!r}; available: {sorted(_BUILDERS)}")
-    return _BUILDERS[kind](dict(spec))
+    try:
+        builder = PROBLEM_BUILDERS.get(spec.get("kind"))
+    except ConfigError as exc:
+        raise ConfigError(f"config.problem: {exc}") from None
+    return builder(dict(spec))
 
 
 def _check_same_config(run_dir: Path, cfg: JobConfig) -> None:

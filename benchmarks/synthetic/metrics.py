@@ -21,7 +21,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-__all__ = ["aligned_sq_distances", "w2_point_sets", "energy_w2", "wasserstein2_from_cost", "nuclear_norm"]
+__all__ = ["aligned_sq_distances", "energy_w2", "wasserstein2_from_cost", "nuclear_norm"]
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,6 @@ def wasserstein2_from_cost(cost_sq: Tensor) -> float:
         raise ValueError(f"W2 needs equally sized sets, got {tuple(cost_sq.shape)}")
     rows, cols = linear_sum_assignment(cost_sq.numpy())
     return float(np.sqrt(cost_sq.numpy()[rows, cols].mean()))
-
-
-def w2_point_sets(a: Tensor, b: Tensor, rounds: int = 2) -> float:
-    """W2 between generated and reference configurations under the aligned distance."""
-    return wasserstein2_from_cost(aligned_sq_distances(a, b, rounds=rounds))
 
 
 def energy_w2(e1: Tensor, e2: Tensor) -> float:

@@ -6,7 +6,7 @@ it fits a fresh controller by the RAM loss on a *fixed* buffer of equilibrium sa
 independent random-walk Metropolis run, not the benchmark's reference), so the sampler it gives
 shows the error floor of the regression alone (network, optimiser, number of steps).
 
-``python -m benchmarks.synthetic.oracle_fit --system dw4 --template benchmarks/synthetic/models/dw4.pt
+``python -m adjoint_sampling.benchmarks.synthetic.oracle_fit --system dw4 --template benchmarks/synthetic/models/dw4.pt
 --output /tmp/oracle.pt``, then ``adjoint-sampling bench synthetic --system dw4 --model /tmp/oracle.pt``.
 """
 

@@ -77,9 +77,10 @@ def test_sdf_input_keeps_stereo(model, tmp_path):
     [
         (["C1CC("], "RDKit cannot parse SMILES"),
         (["missing.smi"], "input file 'missing.smi' does not exist"),
-        (["CCO", "-n", "0"], "-n must be between 1 and"),
+        (["CCO", "-n", "0"], "-n must be >= 1, got 0"),
+        (["CCO", "-n", "100000"], "-n must not exceed the cap of"),
         (["CCO", "--prune-rms", "-1"], "--prune-rms must be > 0"),
-        (["CCO", "--relax-steps", "20"], "--relax-steps must be >= 1 and needs --relax"),
+        (["CCO", "--relax-steps", "20"], "--relax-steps needs a relaxation"),
         (["CCO", "--relax", "mmff", "--relax-steps", "0"], "--relax-steps must be >= 1"),
         (["C[Se]C"], "unsupported element(s) Se"),
     ],

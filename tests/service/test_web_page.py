@@ -12,7 +12,7 @@ import pytest
 from rdkit import Chem
 
 from adjoint_sampling.core.paths import REPO_ROOT
-from adjoint_sampling.service.app import VENDOR_DIR
+from adjoint_sampling.service.routers.web import VENDOR_DIR
 from adjoint_sampling.service.testing import start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,23 +1,18 @@
 """Molecular training problems (torsional and Cartesian), their datasets and batch contexts."""
 
-from adjoint_sampling.problems.molecular.cartesian import CartesianMoleculeProblem
-from adjoint_sampling.problems.molecular.context import CartesianContext, MolecularGraphBatch, TorsionalContext
-from adjoint_sampling.problems.molecular.dataset import (
-    MoleculeRecord,
-    prepare_molecule,
-    prepare_molecules,
-    read_smiles_file,
-)
-from adjoint_sampling.problems.molecular.torsional import TorsionalMoleculeProblem
+from adjoint_sampling.core.lazy import lazy_exports
 
-__all__ = [
-    "CartesianContext",
-    "CartesianMoleculeProblem",
-    "MolecularGraphBatch",
-    "MoleculeRecord",
-    "TorsionalContext",
-    "TorsionalMoleculeProblem",
-    "prepare_molecule",
-    "prepare_molecules",
-    "read_smiles_file",
-]
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "CartesianContext": ".context",
+        "CartesianMoleculeProblem": ".cartesian",
+        "MolecularGraphBatch": ".context",
+        "MoleculeRecord": ".dataset",
+        "TorsionalContext": ".context",
+        "TorsionalMoleculeProblem": ".torsional",
+        "prepare_molecule": ".dataset",
+        "prepare_molecules": ".dataset",
+        "read_smiles_file": ".dataset",
+    },
+)

@@ -104,7 +104,15 @@ def prepare_molecule(
     kwargs: dict[str, object] = {} if max_atoms is None else {"max_atoms": int(max_atoms)}
     if supported_elements is not None:
         kwargs["supported_elements"] = tuple(supported_elements)
-    parsed = parse_smiles(smiles, charge=charge, multiplicity=multiplicity, **kwargs)
+    return molecule_record(parse_smiles(smiles, charge=charge, multiplicity=multiplicity, **kwargs), seed=seed)
+
+
+def molecule_record(parsed: ParsedMolecule, *, seed: int = 0) -> MoleculeRecord:
+    """The record of an already parsed molecule (local structure embedded with ``seed``).
+
+    Raises:
+        InvalidMoleculeError: ``no_conformer`` if RDKit cannot embed it.
+    """
     return MoleculeRecord(
         parsed=parsed,
         graph=featurize(parsed),
