@@ -12,17 +12,17 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.utils import degree, scatter
 
 from adjoint_sampling.models.registry import register_controller
 from adjoint_sampling.sde.batch import GraphContext, SystemBatch
-from adjoint_sampling.sde.segments import segment_counts
 
 __all__ = ["EGNNController", "fully_connected_edges"]
 
 
 def fully_connected_edges(batch: Tensor, num_systems: int) -> Tensor:
     """All directed pairs ``i != j`` within each system: ``(2, E)`` long, rows contiguous per system."""
-    counts = segment_counts(batch, num_systems)
+    counts = degree(batch, num_systems, dtype=torch.long)
     offsets = torch.cumsum(counts, 0) - counts
     src, dst = [], []
     for n in torch.unique(counts).tolist():
@@ -89,9 +89,10 @@ class EGNNLayer(nn.Module):
         weight = self.coord_mlp(m)
         if self.max_update is not None:  # bounded updates: a bad early control cannot blow the SDE up
             weight = self.max_update * torch.tanh(weight / self.max_update)
-        dx = torch.zeros_like(x).index_add_(0, src, direction * weight) * inv_deg * length_scale
+        # sum, then times 1 / deg: reduce="mean" would divide instead (a different rounding)
+        dx = scatter(direction * weight, src, dim=0, dim_size=x.shape[0], reduce="sum") * inv_deg * length_scale
         if self.node_mlp is not None:
-            agg = torch.zeros_like(h).index_add_(0, src, m) * inv_deg
+            agg = scatter(m, src, dim=0, dim_size=h.shape[0], reduce="sum") * inv_deg
             h = h + self.node_mlp(torch.cat([h, agg, t_rows], dim=-1))
         return h, x + dx
 
@@ -152,7 +153,7 @@ class EGNNController(nn.Module):
                 raise ValueError("this EGNN expects GraphContext.node_features")
             feats.insert(0, ctx.node_features.to(x.dtype))
         h = self.embed(torch.cat(feats, dim=-1))
-        deg = torch.bincount(edges[0], minlength=x.shape[0]).clamp(min=1).to(x.dtype).unsqueeze(-1)
+        deg = degree(edges[0], x.shape[0], dtype=x.dtype).clamp(min=1).unsqueeze(-1)
         x0 = x
         for layer in self.layers:
             h, x = layer(h, x, edges, ctx.edge_features, 1.0 / deg, t_rows, self.length_scale)

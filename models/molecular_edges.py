@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch_geometric.utils import degree
 
 
 def pairs_within_systems(atom_system: Tensor, positions: Tensor | None = None, cutoff: float | None = None) -> Tensor:
@@ -18,7 +19,7 @@ def pairs_within_systems(atom_system: Tensor, positions: Tensor | None = None, c
     device = atom_system.device
     if num_atoms == 0:
         return torch.zeros((2, 0), dtype=torch.long, device=device)
-    counts = torch.bincount(atom_system)
+    counts = degree(atom_system, dtype=torch.long)
     starts = torch.cumsum(counts, 0) - counts
     max_n = int(counts.max())
     local = torch.arange(num_atoms, device=device) - starts[atom_system]

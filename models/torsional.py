@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from e3nn import o3
 from torch import Tensor, nn
+from torch_geometric.utils import degree, scatter
 
 from adjoint_sampling.models.molecular_edges import pairs_within_systems
 from adjoint_sampling.models.registry import register_controller
-from adjoint_sampling.sde.segments import segment_mean
 
 
 def time_embedding(t: Tensor, dim: int) -> Tensor:
@@ -133,7 +133,7 @@ class TensorProductConv(nn.Module):
         """Messages from rows ``h[src]`` ``(E, irreps_in.dim)`` to ``num_out`` targets ``dst`` ``(E,)``;
         ``edge_sh`` ``(E, sh)``, ``edge_attr`` ``(E, edge_dim)``. Returns ``(num_out, irreps_out.dim)``."""
         messages = self.tp(h[src], edge_sh, self.weights(edge_attr))
-        out = self.linear(segment_mean(messages, dst, num_out))
+        out = self.linear(scatter(messages, dst, dim=0, dim_size=num_out, reduce="mean"))
         if self.residual:
             out = out + nn.functional.pad(h, (0, self.irreps_out.dim - self.irreps_in.dim))
         return out
@@ -245,7 +245,7 @@ class TorsionalController(nn.Module):
         centre = 0.5 * (pos[b] + pos[c])
         axis = pos[c] - pos[b]
         # candidate (torsion, atom) pairs: all atoms of the torsion's system within the cutoff
-        counts = torch.bincount(view.atom_system, minlength=view.num_systems)
+        counts = degree(view.atom_system, view.num_systems, dtype=torch.long)
         starts = torch.cumsum(counts, 0) - counts
         max_n = int(counts.max())
         offsets = torch.arange(max_n, device=pos.device)

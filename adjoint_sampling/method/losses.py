@@ -8,9 +8,9 @@ weigh the same in amortized training.
 from __future__ import annotations
 
 from torch import Tensor
+from torch_geometric.utils import scatter
 
 from adjoint_sampling.sde.schedules import NoiseSchedule
-from adjoint_sampling.sde.segments import segment_mean
 from adjoint_sampling.sde.spaces import StateSpace
 
 __all__ = ["per_system_mean_sq", "ram_loss", "bridge_matching_loss"]
@@ -19,7 +19,7 @@ __all__ = ["per_system_mean_sq", "ram_loss", "bridge_matching_loss"]
 def per_system_mean_sq(residual: Tensor, space: StateSpace) -> Tensor:
     """Mean over systems of the mean over rows of ``||residual_row||^2``; scalar."""
     per_row = residual.pow(2).sum(-1)
-    return segment_mean(per_row, space.batch, space.num_systems).mean()
+    return scatter(per_row, space.batch, dim=0, dim_size=space.num_systems, reduce="mean").mean()
 
 
 def ram_loss(f_pred: Tensor, adjoint: Tensor, space: StateSpace) -> Tensor:

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch_geometric.utils import degree
 
-from adjoint_sampling.sde.segments import segment_counts
 from adjoint_sampling.sde.spaces import StateSpace
 
 __all__ = ["SystemBatch", "GraphContext", "split_rows"]
@@ -56,5 +56,5 @@ class SystemBatch:
 
 def split_rows(x: Tensor, space: StateSpace) -> list[Tensor]:
     """Split ``x`` (M, ...) into the per-system blocks ``[(n_i, ...)]`` (rows must be contiguous)."""
-    counts = segment_counts(space.batch, space.num_systems).tolist()
+    counts = degree(space.batch, space.num_systems, dtype=torch.long).tolist()
     return list(torch.split(x, counts, dim=0))

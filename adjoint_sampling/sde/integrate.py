@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.utils import scatter
 
 from adjoint_sampling.sde.batch import SystemBatch
 from adjoint_sampling.sde.schedules import NoiseSchedule
-from adjoint_sampling.sde.segments import segment_sum
 from adjoint_sampling.sde.spaces import StateSpace
 
 __all__ = ["integrate", "integrate_with_path_weight", "sample_terminal", "ControlFn"]
@@ -95,7 +95,7 @@ def _euler_maruyama(
         x = space.project_state(x + step)
     if log_ratio_rows is None:
         return x, None
-    return x, segment_sum(log_ratio_rows, space.batch, space.num_systems)
+    return x, scatter(log_ratio_rows, space.batch, dim=0, dim_size=space.num_systems, reduce="sum")
 
 
 def sample_terminal(

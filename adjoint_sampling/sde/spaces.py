@@ -12,10 +12,10 @@ from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor
+from torch_geometric.utils import degree, scatter
 
 from adjoint_sampling.core.geometry import TWO_PI, wrap_angle
 from adjoint_sampling.sde.schedules import NoiseSchedule
-from adjoint_sampling.sde.segments import segment_counts, segment_mean, segment_sum
 
 __all__ = ["StateSpace", "CenteredEuclideanSpace", "TorusSpace"]
 
@@ -90,7 +90,8 @@ class CenteredEuclideanSpace(StateSpace):
     """Particles in R^{n x D} restricted to zero centre of mass per system."""
 
     def _remove_com(self, v: Tensor) -> Tensor:
-        return v - segment_mean(v, self.batch, self.num_systems)[self.batch]
+        """``v`` (M, D) minus the mean row of its system."""
+        return v - scatter(v, self.batch, dim=0, dim_size=self.num_systems, reduce="mean")[self.batch]
 
     def project_state(self, x: Tensor) -> Tensor:
         return self._remove_com(x)
@@ -105,8 +106,8 @@ class CenteredEuclideanSpace(StateSpace):
     def base_log_density(self, x: Tensor, schedule: NoiseSchedule) -> Tensor:
         """``N(0, nu_1 I)`` on each system's zero-CoM subspace (``(n_i - 1) D`` dimensions)."""
         xc = self._remove_com(x).double()
-        sq = segment_sum(xc.pow(2).sum(-1), self.batch, self.num_systems)
-        dof = (segment_counts(self.batch, self.num_systems) - 1).double() * self.dim
+        sq = scatter(xc.pow(2).sum(-1), self.batch, dim=0, dim_size=self.num_systems, reduce="sum")
+        dof = (degree(self.batch, self.num_systems, dtype=torch.long) - 1).double() * self.dim
         return -sq / (2.0 * schedule.nu1) - 0.5 * dof * math.log(2.0 * math.pi * schedule.nu1)
 
     def sample_bridge(

@@ -1,4 +1,10 @@
-"""Batch B systems (one sample each, keys into a list of records) into controller contexts."""
+"""Batch B systems (one sample each, keys into a list of records) into controller contexts.
+
+The disjoint union of the graphs (:func:`graph_batch`) stays hand-written rather than a
+``torch_geometric.data.Batch``: it copies each molecule's tensors once per run of systems, and for 256
+copies of a 49-atom molecule it takes 0.6-3 ms against 8-10 ms for ``Batch.from_data_list``, which also
+would not give the :class:`SystemGroup` runs the contexts need.
+"""
 
 from __future__ import annotations
 
@@ -112,10 +118,3 @@ def cartesian_context(records: Sequence[MoleculeRecord], keys: Sequence[int]) ->
         pairs.append(torch.stack([(offsets[:, None] + i[None]).reshape(-1), (offsets[:, None] + j[None]).reshape(-1)]))
         feats.append(f.repeat(g.num_systems, 1))
     return CartesianContext(graph=graph, pair_index=torch.cat(pairs, dim=1), pair_features=torch.cat(feats))
-
-
-def rows_per_system(context: TorsionalContext | CartesianContext) -> Tensor:
-    """System index ``(M,)`` of every state row (torsions or atoms)."""
-    if isinstance(context, TorsionalContext):
-        return context.torsion_system
-    return context.graph.atom_system
