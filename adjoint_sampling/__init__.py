@@ -18,6 +18,7 @@ _all, __getattr__ = lazy_exports(
         "Sampler": ".generation.sampler",
         "conformers_to_sdf": ".generation.formats",
         "conformers_to_xyz": ".generation.formats",
+        "generate": ".generation.api",
         "load_generator": ".generation.loading",
     },
 )

@@ -19,7 +19,7 @@ from adjoint_sampling.service.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
-_MOLECULE_FIELDS = {"charge_mismatch": "charge"}
+_MOLECULE_FIELDS = {"charge_mismatch": "charge", "multiplicity_mismatch": "multiplicity"}
 _OPTION_FIELDS = {"num_conformers": "n_conformers"}
 """API field of each :class:`GenerationRequest` option whose name differs."""
 
@@ -29,11 +29,18 @@ def validate_options(options: GenerationOptions, settings: ServiceSettings) -> N
     try:
         generation_request(MoleculeInput(smiles=""), options).validate(max_num_conformers=settings.max_conformers)
     except InvalidOptionError as exc:
-        field = _OPTION_FIELDS.get(exc.field, exc.field)
-        raise ApiError(422, field, exc.reason, f"{field} {exc.detail}") from None
+        raise option_error(exc) from None
 
 
-def validate_molecule(molecule: MoleculeInput, settings: ServiceSettings, field_prefix: str = "") -> ParsedMolecule:
+def option_error(exc: InvalidOptionError, field_prefix: str = "") -> ApiError:
+    """The 422 for an option the request rules or the generator refused, naming the API field."""
+    field = _OPTION_FIELDS.get(exc.field, exc.field)
+    return ApiError(422, f"{field_prefix}{field}", exc.reason, f"{field} {exc.detail}")
+
+
+def validate_molecule(
+    molecule: MoleculeInput, settings: ServiceSettings, field_prefix: str = "", strip_fragments: bool = True
+) -> ParsedMolecule:
     """Parse and check one molecule against the service limits.
 
     Raises:
@@ -50,7 +57,8 @@ def validate_molecule(molecule: MoleculeInput, settings: ServiceSettings, field_
         )
     try:
         return parse_smiles(
-            molecule.smiles, charge=molecule.charge, multiplicity=molecule.multiplicity, max_atoms=settings.max_atoms
+            molecule.smiles, charge=molecule.charge, multiplicity=molecule.multiplicity, max_atoms=settings.max_atoms,
+            strip_fragments=strip_fragments,
         )
     except InvalidMoleculeError as exc:
         raise molecule_error(exc, field_prefix, molecule) from None
@@ -59,8 +67,6 @@ def validate_molecule(molecule: MoleculeInput, settings: ServiceSettings, field_
 def molecule_error(exc: InvalidMoleculeError, field_prefix: str, molecule: MoleculeInput) -> ApiError:
     """The 422 for a molecule the parser or the generator refused."""
     name = _MOLECULE_FIELDS.get(exc.reason, "smiles")
-    if exc.reason == "charge_mismatch" and molecule.multiplicity is not None and "multiplicity" in exc.detail:
-        name = "multiplicity"
     field = f"{field_prefix}{name}"
     return ApiError(422, field, exc.reason, f"{field}: {exc.detail}")
 
@@ -75,6 +81,9 @@ def generation_request(molecule: MoleculeInput, options: GenerationOptions) -> G
         multiplicity=molecule.multiplicity,
         prune_rms=options.prune_rms,
         relax_steps=options.relax_steps,
+        energy_window=options.energy_window,
+        sort=options.sort,
+        strip_fragments=options.strip_fragments,
     )
 
 
@@ -98,6 +107,8 @@ def generate(
         cs = generator.generate(generation_request(molecule, options), parsed)
     except InvalidMoleculeError as exc:
         raise molecule_error(exc, field_prefix, molecule) from None
+    except InvalidOptionError as exc:
+        raise option_error(exc, field_prefix) from None
     except AdjointSamplingError as exc:
         log.error("generation failed for %r: %s", molecule.smiles, exc)
         raise ApiError(500, None, "generation_failed", f"conformer generation failed: {exc}") from None
@@ -135,7 +146,7 @@ def process_molecule(
     """One molecule of a batch or job as a ``MoleculeOutcome`` dict: never raises for bad input."""
     prefix = f"molecules.{index}."
     try:
-        parsed = validate_molecule(molecule, settings, prefix)
+        parsed = validate_molecule(molecule, settings, prefix, options.strip_fragments)
         result = generate(generator, molecule, options, prefix, parsed)
     except ApiError as exc:
         return failed_outcome(index, molecule, exc)

@@ -47,6 +47,15 @@ class GenerationOptions(_Strict):
         None, ge=1, le=10000, description="most optimiser iterations of the relaxation (default 500); needs relax",
         examples=[200],
     )
+    energy_window: float | None = Field(
+        None, gt=0, le=1000, description="keep conformers within this many kcal/mol of the lowest returned (needs energies)",
+        examples=[10.0],
+    )
+    sort: bool = Field(False, description="order the conformers by energy, lowest first (no effect without energies)")
+    strip_fragments: bool = Field(
+        True, description="keep the largest organic fragment and strip counter-ions / solvents (reported); "
+        "false: several fragments are an error",
+    )
     format: OutputFormat = Field("json", description="json: positions inline; sdf / xyz: a file in `content`")
 
 
@@ -107,11 +116,16 @@ class ConformerResult(BaseModel):
     relax: str
     seed: int
     num_requested: int
-    num_generated: int
+    num_generated: int = Field(description="raw samples drawn (more than requested where failed ones were replaced)")
     num_returned: int
     num_dropped: int
-    dropped: dict[str, int] = Field(description="dropped samples by reason")
+    dropped: dict[str, int] = Field(
+        description="dropped samples by reason (structure check, relax_failed, pruned, energy_window, surplus: valid "
+        "draws beyond n_conformers when failed draws were replaced)"
+    )
     num_reflected: int
+    removed_fragments: list[str] = Field(description="SMILES of the stripped counter-ions / solvents")
+    sorted_by_energy: bool
     check: CheckResult
     timings: dict[str, float] = Field(description="seconds per phase; `service_total` includes queueing")
     format: OutputFormat

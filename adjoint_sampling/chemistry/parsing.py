@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rdkit import Chem, RDLogger
+from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from adjoint_sampling.core.errors import InvalidMoleculeError
+
+__all__ = ["SUPPORTED_ELEMENTS", "ParsedMolecule", "parse_mol", "parse_smiles", "require_elements"]
 
 SUPPORTED_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
 """Elements of the SPICE training set (every element of ``spice_train.txt``)."""
@@ -30,6 +33,8 @@ class ParsedMolecule:
         mol: RDKit molecule with explicit hydrogens, sanitized, stereo assigned, no conformers.
         charge: total charge (sum of formal charges).
         multiplicity: spin multiplicity 2S+1 from radical electrons.
+        removed_fragments: SMILES of the fragments stripped from the input (counter-ions, solvents),
+            empty unless parsed with ``strip_fragments``.
     """
 
     smiles: str
@@ -37,6 +42,7 @@ class ParsedMolecule:
     mol: Chem.Mol
     charge: int
     multiplicity: int
+    removed_fragments: tuple[str, ...] = ()
 
     @property
     def num_atoms(self) -> int:
@@ -50,6 +56,7 @@ def parse_smiles(
     multiplicity: int | None = None,
     max_atoms: int = DEFAULT_MAX_ATOMS,
     allow_fragments: bool = False,
+    strip_fragments: bool = False,
     allow_radicals: bool = False,
     supported_elements: tuple[str, ...] = SUPPORTED_ELEMENTS,
 ) -> ParsedMolecule:
@@ -57,10 +64,13 @@ def parse_smiles(
 
     Args:
         smiles: input SMILES.
-        charge: expected total charge; must equal the sum of formal charges if given.
+        charge: expected total charge; must equal the sum of formal charges if given (after any
+            fragments are stripped: the parent's charge).
         multiplicity: expected multiplicity; must match the radical electrons if given.
         max_atoms: limit on the number of atoms including hydrogens.
-        allow_fragments: accept several disconnected fragments (salts, mixtures).
+        allow_fragments: accept several disconnected fragments (salts, mixtures) as one system.
+        strip_fragments: keep the largest organic fragment and strip the others (counter-ions,
+            solvents), reporting them in ``removed_fragments``.
         allow_radicals: accept open-shell molecules (multiplicity > 1).
         supported_elements: element symbols the model was trained on.
 
@@ -85,15 +95,57 @@ def parse_smiles(
         RDLogger.EnableLog("rdApp.*")
     if mol is None:
         raise InvalidMoleculeError("invalid_smiles", f"RDKit cannot parse SMILES {text!r}")
-    if mol.GetNumAtoms() == 0:
-        raise InvalidMoleculeError("empty", "SMILES has no atoms")
+    return parse_mol(
+        mol, smiles=smiles, charge=charge, multiplicity=multiplicity, max_atoms=max_atoms,
+        allow_fragments=allow_fragments, strip_fragments=strip_fragments, allow_radicals=allow_radicals,
+        supported_elements=supported_elements,
+    )
 
-    require_elements(mol, supported_elements)
-    num_fragments = len(Chem.GetMolFrags(mol))
-    if num_fragments > 1 and not allow_fragments:
+
+def parse_mol(
+    mol: Chem.Mol,
+    *,
+    smiles: str | None = None,
+    charge: int | None = None,
+    multiplicity: int | None = None,
+    max_atoms: int = DEFAULT_MAX_ATOMS,
+    allow_fragments: bool = False,
+    strip_fragments: bool = False,
+    allow_radicals: bool = False,
+    supported_elements: tuple[str, ...] = SUPPORTED_ELEMENTS,
+) -> ParsedMolecule:
+    """Validate an RDKit molecule (the checks and arguments of :func:`parse_smiles`).
+
+    Hydrogens the molecule carries keep their place; missing ones are added after the heavy atoms,
+    so the atom order is that of ``mol`` (as RDKit's ``EmbedMultipleConfs`` users expect). Stripped
+    fragments change the atom order to that of the kept fragment.
+
+    Args:
+        smiles: the input as the caller gave it (default: RDKit's SMILES of ``mol``).
+    """
+    if mol is None or mol.GetNumAtoms() == 0:
+        raise InvalidMoleculeError("empty", "the molecule has no atoms")
+    mol = Chem.Mol(mol)
+    mol.RemoveAllConformers()
+    removed: tuple[str, ...] = ()
+    fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    if len(fragments) > 1 and strip_fragments:
+        RDLogger.DisableLog("rdApp.*")
+        try:
+            kept = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
+        finally:
+            RDLogger.EnableLog("rdApp.*")
+        kept_smiles = Chem.MolToSmiles(Chem.RemoveHs(kept, sanitize=False))
+        others = [Chem.MolToSmiles(Chem.RemoveHs(f, sanitize=False)) for f in fragments]
+        others.remove(kept_smiles) if kept_smiles in others else others.pop(0)
+        removed, mol = tuple(others), Chem.Mol(kept)
+    elif len(fragments) > 1 and not allow_fragments:
         raise InvalidMoleculeError(
-            "multiple_fragments", f"SMILES has {num_fragments} disconnected fragments; send one molecule"
+            "multiple_fragments",
+            f"SMILES has {len(fragments)} disconnected fragments; send one molecule, or strip counter-ions and "
+            "solvents (strip_fragments)",
         )
+    require_elements(mol, supported_elements)
     radicals = sum(a.GetNumRadicalElectrons() for a in mol.GetAtoms())
     if radicals and not allow_radicals:
         raise InvalidMoleculeError(
@@ -107,7 +159,7 @@ def parse_smiles(
     derived_multiplicity = radicals + 1
     if multiplicity is not None and int(multiplicity) != derived_multiplicity:
         raise InvalidMoleculeError(
-            "charge_mismatch",
+            "multiplicity_mismatch",
             f"multiplicity {multiplicity} disagrees with the SMILES ({radicals} unpaired electrons, "
             f"multiplicity {derived_multiplicity})",
         )
@@ -117,12 +169,14 @@ def parse_smiles(
             "too_many_atoms", f"molecule has {mol_h.GetNumAtoms()} atoms with hydrogens; the limit is {max_atoms}"
         )
     Chem.AssignStereochemistry(mol_h, cleanIt=True, force=True)
+    heavy = Chem.RemoveHs(mol_h)
     return ParsedMolecule(
-        smiles=smiles,
-        canonical_smiles=Chem.MolToSmiles(mol),
+        smiles=smiles if smiles is not None else Chem.MolToSmiles(heavy),
+        canonical_smiles=Chem.MolToSmiles(heavy),
         mol=mol_h,
         charge=formal_charge,
         multiplicity=derived_multiplicity,
+        removed_fragments=removed,
     )
 
 

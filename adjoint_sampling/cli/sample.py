@@ -4,8 +4,8 @@ Input: one SMILES, a SMILES file (``.smi``/``.txt``: one per line, or SPICE-styl
 ``count smiles id`` rows), or an SDF (every record's molecule, stereo taken from the file).
 Output: SDF (one record per conformer, tagged with energy, conformer index, seed, model name and
 version) or multi-frame XYZ, chosen by the extension of ``-o`` (or ``--format``); ``-o -``
-writes to stdout. A per-molecule summary (kept / generated, drops by reason, reflections,
-seconds) goes to stderr.
+writes to stdout. A per-molecule summary (returned / requested, drawn, drops by reason, reflections,
+stripped fragments, energy model, seconds) goes to stderr, with a progress bar for a file of molecules.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rdkit import Chem, RDLogger
+from tqdm import tqdm
 
 from adjoint_sampling.core.errors import AdjointSamplingError, ConfigError, InvalidMoleculeError, InvalidOptionError
 from adjoint_sampling.generation.formats import conformers_to_sdf, conformers_to_xyz
@@ -38,6 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--relax-steps", type=int, default=None, help="most optimiser iterations of --relax (default 500); fewer is faster"
     )
+    parser.add_argument(
+        "--energy-window", type=float, default=None,
+        help="keep conformers within this many kcal/mol of the lowest (needs energies: the model's, or --relax)",
+    )
+    parser.add_argument("--sort", action="store_true", help="order the conformers by energy, lowest first")
+    parser.add_argument(
+        "--keep-fragments", action="store_true",
+        help="refuse multi-fragment SMILES instead of keeping the largest organic fragment (salts, solvents)",
+    )
+    parser.add_argument(
+        "--max-draw-multiple", type=int, default=4,
+        help="conformers failing the checks are drawn again, up to this many draws per requested one (default 4)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar for a file of molecules")
 
 
 def read_input_molecules(text: str) -> list[str]:
@@ -83,14 +98,17 @@ def _output_format(args: argparse.Namespace) -> str:
 
 def _summary(cs: ConformerSet) -> str:
     drops = ", ".join(f"{k}={v}" for k, v in sorted(cs.dropped.items())) or "none"
+    stripped = f"; stripped {' '.join(cs.removed_fragments)}" if cs.removed_fragments else ""
     return (
-        f"{cs.smiles}: {len(cs.conformers)}/{cs.num_generated} conformers kept "
-        f"(dropped: {drops}; reflected: {cs.num_reflected}) in {cs.timings.get('total', 0.0):.2f} s"
+        f"{cs.smiles}: {len(cs.conformers)} of {cs.num_requested} conformers ({cs.num_generated} drawn; "
+        f"dropped: {drops}; reflected: {cs.num_reflected}{stripped}; energies: {cs.energy_model or 'none'}) "
+        f"in {cs.timings.get('total', 0.0):.2f} s"
     )
 
 
 OPTION_FLAGS: dict[str, str] = {
     "num_conformers": "-n", "relax": "--relax", "prune_rms": "--prune-rms", "relax_steps": "--relax-steps",
+    "energy_window": "--energy-window", "max_draw_multiple": "--max-draw-multiple",
 }
 """The flag of each :class:`GenerationRequest` option."""
 
@@ -98,8 +116,13 @@ OPTION_FLAGS: dict[str, str] = {
 def _request(smiles: str, args: argparse.Namespace) -> GenerationRequest:
     return GenerationRequest(
         smiles=smiles, num_conformers=args.num_conformers, seed=args.seed, relax=args.relax, prune_rms=args.prune_rms,
-        relax_steps=args.relax_steps,
+        relax_steps=args.relax_steps, energy_window=args.energy_window, sort=args.sort,
+        strip_fragments=not args.keep_fragments, max_draw_multiple=args.max_draw_multiple,
     )
+
+
+def _flag_error(exc: InvalidOptionError) -> ConfigError:
+    return ConfigError(f"{OPTION_FLAGS.get(exc.field, exc.field)} {exc.detail}")
 
 
 def _validate_options(args: argparse.Namespace) -> None:
@@ -107,7 +130,7 @@ def _validate_options(args: argparse.Namespace) -> None:
     try:
         _request("", args).validate(max_num_conformers=MAX_CONFORMERS)
     except InvalidOptionError as exc:
-        raise ConfigError(f"{OPTION_FLAGS[exc.field]} {exc.detail}") from None
+        raise _flag_error(exc) from None
 
 
 def _generate_all(generator, smiles_list: list[str], args: argparse.Namespace) -> Iterator[ConformerSet | str]:
@@ -115,6 +138,8 @@ def _generate_all(generator, smiles_list: list[str], args: argparse.Namespace) -
         request = _request(smiles, args)
         try:
             yield generator.generate(request)
+        except InvalidOptionError as exc:
+            raise _flag_error(exc) from None
         except InvalidMoleculeError as exc:
             if len(smiles_list) == 1:
                 raise
@@ -131,13 +156,18 @@ def run(args: argparse.Namespace) -> int:
     write = conformers_to_xyz if fmt == "xyz" else conformers_to_sdf
     chunks: list[str] = []
     failures = 0
+    progress = tqdm(
+        total=len(smiles_list), unit="mol", file=sys.stderr, disable=args.no_progress or len(smiles_list) < 2,
+    )
     for result in _generate_all(generator, smiles_list, args):
+        progress.update(1)
         if isinstance(result, str):
             failures += 1
-            print(result, file=sys.stderr)
+            progress.write(result, file=sys.stderr)
             continue
         chunks.append(write(result))
-        print(_summary(result), file=sys.stderr)
+        progress.write(_summary(result), file=sys.stderr)
+    progress.close()
     if failures == len(smiles_list):
         raise AdjointSamplingError(f"no molecule of {args.input!r} could be sampled")
     text = "".join(chunks)

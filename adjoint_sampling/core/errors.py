@@ -53,6 +53,7 @@ class InvalidMoleculeError(AdjointSamplingError):
         "multiple_fragments",
         "no_conformer",
         "charge_mismatch",
+        "multiplicity_mismatch",
         "invalid_input",
     )
 

@@ -17,6 +17,7 @@ __all__, __getattr__ = lazy_exports(
         "conformers_to_sdf": ".formats",
         "conformers_to_xyz": ".formats",
         "conformers_to_json": ".formats",
+        "generate": ".api",
         "load_generator": ".loading",
         "resolve_model_spec": ".loading",
     },

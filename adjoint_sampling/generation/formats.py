@@ -5,7 +5,7 @@ angstrom, energies in kcal/mol.
 
 SDF records carry these data tags: ``energy_kcal_mol`` (absent when not computed),
 ``energy_model``, ``conformer_index``, ``seed``, ``model_name``, ``model_version``, ``relax``,
-``smiles``.
+``smiles``, and ``removed_fragments`` (space-separated SMILES) when fragments were stripped.
 """
 
 from __future__ import annotations
@@ -20,9 +20,18 @@ from rdkit.Geometry import Point3D
 
 from adjoint_sampling.generation.types import Conformer, ConformerSet
 
-__all__ = ["conformers_to_sdf", "conformers_to_xyz", "conformers_to_json", "conformer_to_mol"]
+__all__ = ["conformers_to_sdf", "conformers_to_xyz", "conformers_to_json", "conformer_to_mol", "rdkit_conformer"]
 
 POSITION_DECIMALS = 6
+
+
+def rdkit_conformer(positions: np.ndarray) -> Chem.Conformer:
+    """A 3D RDKit conformer of ``positions`` ``(N, 3)`` in angstrom."""
+    rd_conf = Chem.Conformer(len(positions))
+    for i, (x, y, z) in enumerate(np.asarray(positions, dtype=float)):
+        rd_conf.SetAtomPosition(i, Point3D(float(x), float(y), float(z)))
+    rd_conf.Set3D(True)
+    return rd_conf
 
 
 def conformer_to_mol(cs: ConformerSet, conformer: Conformer) -> Chem.Mol:
@@ -36,11 +45,7 @@ def conformer_to_mol(cs: ConformerSet, conformer: Conformer) -> Chem.Mol:
     positions = np.asarray(conformer.positions, dtype=float)
     if positions.shape != (mol.GetNumAtoms(), 3):
         raise ValueError(f"conformer {conformer.index}: positions {positions.shape}, expected ({mol.GetNumAtoms()}, 3)")
-    rd_conf = Chem.Conformer(mol.GetNumAtoms())
-    for i, (x, y, z) in enumerate(positions):
-        rd_conf.SetAtomPosition(i, Point3D(float(x), float(y), float(z)))
-    rd_conf.Set3D(True)
-    mol.AddConformer(rd_conf, assignId=True)
+    mol.AddConformer(rdkit_conformer(positions), assignId=True)
     mol.SetProp("_Name", f"{cs.smiles} conformer {conformer.index}")
     if conformer.energy is not None and math.isfinite(conformer.energy):
         mol.SetProp("energy_kcal_mol", f"{conformer.energy:.6f}")
@@ -51,6 +56,8 @@ def conformer_to_mol(cs: ConformerSet, conformer: Conformer) -> Chem.Mol:
     mol.SetProp("model_version", cs.model_version)
     mol.SetProp("relax", cs.relax)
     mol.SetProp("smiles", cs.smiles)
+    if cs.removed_fragments:
+        mol.SetProp("removed_fragments", " ".join(cs.removed_fragments))
     return mol
 
 
@@ -68,7 +75,7 @@ def conformers_to_sdf(cs: ConformerSet) -> str:
 
 def conformers_to_xyz(cs: ConformerSet) -> str:
     """Multi-frame XYZ: per conformer the atom count, a comment line of ``key=value`` pairs
-    (``index``, ``energy_kcal_mol``, ``model``, ``relax``, ``smiles``), then ``symbol x y z``."""
+    (``index``, ``energy_kcal_mol``, ``energy_model``, ``model``, ``relax``, ``smiles``), then ``symbol x y z``."""
     symbols = [atom.GetSymbol() for atom in cs.mol.GetAtoms()]
     model = f"{cs.model_name}/{cs.model_version}"
     lines: list[str] = []
@@ -78,7 +85,8 @@ def conformers_to_xyz(cs: ConformerSet) -> str:
         energy_text = "nan" if energy is None else f"{energy:.6f}"
         lines.append(str(len(symbols)))
         lines.append(
-            f"index={conformer.index} energy_kcal_mol={energy_text} model={model} relax={cs.relax} smiles={cs.smiles}"
+            f"index={conformer.index} energy_kcal_mol={energy_text} energy_model={cs.energy_model or 'none'} "
+            f"model={model} relax={cs.relax} smiles={cs.smiles}"
         )
         for symbol, (x, y, z) in zip(symbols, positions, strict=True):
             lines.append(f"{symbol:<2s} {x:14.6f} {y:14.6f} {z:14.6f}")
@@ -109,6 +117,8 @@ def conformers_to_json(cs: ConformerSet) -> dict[str, Any]:
         "num_dropped": cs.num_dropped,
         "dropped": {str(k): int(v) for k, v in cs.dropped.items()},
         "num_reflected": int(cs.num_reflected),
+        "removed_fragments": list(cs.removed_fragments),
+        "sorted_by_energy": bool(cs.sorted_by_energy),
         "timings": {str(k): float(v) for k, v in cs.timings.items()},
         "conformers": [
             {

@@ -4,14 +4,18 @@ A generator (the trained :class:`~adjoint_sampling.generation.sampler.Sampler`, 
 :class:`~adjoint_sampling.generation.etkdg.EtkdgGenerator`) only says how to prepare a molecule
 and draw raw conformers of it. :meth:`ConformerPipeline.generate` does the rest, in this order:
 
-1. validate the request and parse the SMILES once (or take the molecule a caller already parsed);
+1. validate the request and parse the SMILES once (or take the molecule a caller already parsed;
+   with ``strip_fragments`` counter-ions and solvents are stripped and reported);
 2. prepare and draw raw positions ``(B, N, 3)`` in angstrom (a draw may be reused, see below);
 3. check every conformer's connectivity and stereochemistry against the input; a fully mirrored
    sample is reflected back where the generator allows it; failures are dropped and counted;
 4. relax the survivors if asked, drop failed relaxations, and check them again;
-5. otherwise compute energies of the unrelaxed conformers where the generator has an energy model;
-6. prune by heavy-atom RMSD if asked;
-7. return a :class:`~adjoint_sampling.generation.types.ConformerSet` with drops by reason and timings.
+5. n in, n out: while fewer than ``num_conformers`` passed, draw again (what is missing, scaled by
+   the pass rate so far, seeds advanced) up to ``max_draw_multiple`` raw draws per requested
+   conformer; valid conformers beyond ``num_conformers`` are counted as ``dropped["surplus"]``;
+6. energies of the unrelaxed conformers where the generator has an energy model;
+7. prune by heavy-atom RMSD, keep the ``energy_window`` above the lowest, sort by energy, if asked;
+8. return a :class:`~adjoint_sampling.generation.types.ConformerSet` with drops by reason and timings.
 
 Reuse: with ``reuses_draws`` true, a request that differs from the previous one only in ``relax``
 or ``prune_rms`` reuses the same raw draw, and its measured cost is reported as
@@ -21,6 +25,8 @@ or ``prune_rms`` reuses the same raw draw, and its measured cost is reported as
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -35,6 +41,7 @@ from adjoint_sampling.chemistry.graph import atomic_system
 from adjoint_sampling.chemistry.parsing import ParsedMolecule, parse_smiles
 from adjoint_sampling.chemistry.rmsd import prune_subset
 from adjoint_sampling.core.atomic_system import AtomicSystem
+from adjoint_sampling.core.errors import InvalidMoleculeError, InvalidOptionError
 from adjoint_sampling.energy.relax import relax
 from adjoint_sampling.generation.types import Conformer, ConformerSet, GenerationRequest
 
@@ -76,9 +83,18 @@ class ConformerPipeline(ABC):
         """Whether a fully mirrored sample is reflected back instead of dropped (Cartesian samplers)."""
         return False
 
-    def parse(self, request: GenerationRequest) -> ParsedMolecule:
-        """Parse and validate the request's molecule (``InvalidMoleculeError`` names the problem)."""
-        return parse_smiles(request.smiles, charge=request.charge, multiplicity=request.multiplicity)
+    @property
+    def reports_unrelaxed_energies(self) -> bool:
+        """Whether :meth:`unrelaxed_energies` gives energies (needed by ``energy_window`` and ``sort``)."""
+        return False
+
+    def parse(self, request: GenerationRequest, **options: Any) -> ParsedMolecule:
+        """Parse and validate the request's molecule (``InvalidMoleculeError`` names the problem);
+        ``options`` are further keyword arguments of :func:`~adjoint_sampling.chemistry.parsing.parse_smiles`."""
+        return parse_smiles(
+            request.smiles, charge=request.charge, multiplicity=request.multiplicity,
+            strip_fragments=request.strip_fragments, **options,
+        )
 
     @abstractmethod
     def prepare(self, request: GenerationRequest, molecule: ParsedMolecule | None = None) -> Any:
@@ -110,44 +126,48 @@ class ConformerPipeline(ABC):
 
         Raises:
             InvalidMoleculeError: the molecule cannot be handled (reason in ``.reason``).
-            ConfigError: invalid request options.
+            InvalidOptionError: invalid request options.
         """
         request.validate()
+        if request.energy_window is not None and request.relax == "none" and not self.reports_unrelaxed_energies:
+            raise InvalidOptionError(
+                "energy_window", "needs_energies", f"needs conformer energies; {self.name} reports none unless relax is set"
+            )
         timings: dict[str, float] = {}
         start = time.perf_counter()
         prepared = self.prepare(request, molecule)
         parsed = self.molecule_of(prepared)
+        system = atomic_system(parsed)
         timings["prepare"] = time.perf_counter() - start
 
-        tic = time.perf_counter()
-        drawn = self._draw_or_reuse(prepared, request, timings)
-        timings["sample"] = time.perf_counter() - tic
-        positions = drawn.positions
-        dropped = dict(drawn.dropped)
+        rounds = self._draw_until_enough(prepared, parsed, system, request, timings)
+        positions = np.concatenate([r.positions for r in rounds]) if rounds else np.zeros((0, parsed.num_atoms, 3))
+        dropped: dict[str, int] = {}
+        for r in rounds:
+            for reason, count in r.dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + count
+        kept = [i for r in rounds for i in r.kept]
+        energy_of = {i: e for r in rounds for i, e in r.energies.items()}
+        if len(kept) > request.num_conformers:
+            dropped["surplus"] = len(kept) - request.num_conformers
+            kept = kept[: request.num_conformers]
 
-        tic = time.perf_counter()
-        positions, kept, num_reflected = self.check_samples(parsed.mol, positions, list(range(len(positions))), dropped)
-        timings["check"] = time.perf_counter() - tic
-
-        energies: list[float | None] = [None] * len(kept)
-        energy_model: str | None = None
-        system = atomic_system(parsed)
-        if kept and request.relax != "none":
+        energy_model: str | None = request.relax if request.relax != "none" else None
+        if kept and request.relax == "none":
             tic = time.perf_counter()
-            positions, kept, energies = self._relax_and_recheck(parsed, system, positions, kept, request, dropped)
-            energy_model = request.relax
-            timings["relax"] = time.perf_counter() - tic
-        elif kept:
-            tic = time.perf_counter()
-            energies, energy_model = self.unrelaxed_energies(system, positions[kept])
+            values, energy_model = self.unrelaxed_energies(system, positions[kept])
+            energy_of = dict(zip(kept, values))
             timings["energy"] = time.perf_counter() - tic
 
         if request.prune_rms is not None and kept:
             tic = time.perf_counter()
-            energy_of = dict(zip(kept, energies))
             kept = prune_subset(parsed.mol, positions, kept, float(request.prune_rms), dropped)
-            energies = [energy_of[i] for i in kept]
             timings["prune"] = time.perf_counter() - tic
+        if request.energy_window is not None:
+            kept = _within_window(kept, energy_of, float(request.energy_window), dropped)
+        sort = request.sort and any(energy_of.get(i) is not None for i in kept)
+        if sort:
+            kept = sorted(kept, key=lambda i: (energy_of.get(i) is None, energy_of.get(i) or 0.0, i))
         timings["total"] = time.perf_counter() - start
 
         mol = Chem.Mol(parsed.mol)
@@ -155,17 +175,19 @@ class ConformerPipeline(ABC):
         return ConformerSet(
             smiles=request.smiles,
             mol=mol,
-            conformers=[Conformer(positions=positions[i].copy(), energy=e, index=i) for i, e in zip(kept, energies)],
+            conformers=[Conformer(positions=positions[i].copy(), energy=energy_of.get(i), index=i) for i in kept],
             num_requested=request.num_conformers,
             num_generated=int(len(positions)),
             dropped=dropped,
-            num_reflected=num_reflected,
+            num_reflected=sum(r.num_reflected for r in rounds),
             energy_model=energy_model,
             relax=request.relax,
             model_name=self.name,
             model_version=self.version,
             seed=request.seed,
             timings=timings,
+            removed_fragments=tuple(parsed.removed_fragments),
+            sorted_by_energy=sort,
         )
 
     def check_samples(
@@ -199,17 +221,77 @@ class ConformerPipeline(ABC):
                 dropped[reason] = dropped.get(reason, 0) + 1
         return positions, kept, reflected
 
-    def _draw_or_reuse(self, prepared: Any, request: GenerationRequest, timings: dict[str, float]) -> Draw:
-        key = (request.smiles, request.charge, request.multiplicity, request.num_conformers, request.seed)
-        last: tuple[tuple, Draw] | None = getattr(self, "_last_draw", None)
-        if self.reuses_draws and last is not None and last[0] == key:
-            timings["reused_wall"], timings["reused_cpu"] = last[1].wall_s, last[1].cpu_s
-            return Draw(last[1].positions.copy(), dict(last[1].dropped), last[1].wall_s, last[1].cpu_s)
+    def _draw_until_enough(
+        self, prepared: Any, parsed: ParsedMolecule, system: AtomicSystem, request: GenerationRequest,
+        timings: dict[str, float],
+    ) -> list[_Round]:
+        """Draw, check and relax rounds until ``num_conformers`` passed or ``max_draw_multiple``
+        draws per requested conformer are spent.
+
+        Round 0 is the request itself. A later round draws what is missing, scaled by the pass rate
+        so far, with the seed advanced by the number drawn (ETKDG's sequential seeds continue).
+        """
+        wanted = request.num_conformers
+        budget = wanted * request.max_draw_multiple
+        rounds: list[_Round] = []
+        drawn = passed = rows = 0
+        while passed < wanted and drawn < budget:
+            missing = wanted - passed
+            size = wanted if not rounds else min(budget - drawn, math.ceil(missing * drawn / max(passed, 1)))
+            part = request if not rounds else dataclasses.replace(request, num_conformers=size, seed=request.seed + drawn)
+            tic = time.perf_counter()
+            draw = self._draw_or_reuse(prepared, part, request, timings)
+            timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - tic
+            current = self._check_and_relax(parsed, system, draw, rows, request, timings)
+            rounds.append(current)
+            drawn += part.num_conformers
+            rows += len(draw.positions)
+            passed += len(current.kept)
+        if rows == 0:
+            raise InvalidMoleculeError("no_conformer", f"{self.name} could not make any conformer of {request.smiles!r}")
+        return rounds
+
+    def _check_and_relax(
+        self, parsed: ParsedMolecule, system: AtomicSystem, draw: Draw, offset: int, request: GenerationRequest,
+        timings: dict[str, float],
+    ) -> _Round:
+        """Check one round's draw, relax what passed and check it again; indices start at ``offset``."""
+        dropped = dict(draw.dropped)
+        tic = time.perf_counter()
+        positions, kept, reflected = self.check_samples(parsed.mol, draw.positions, list(range(len(draw.positions))), dropped)
+        timings["check"] = timings.get("check", 0.0) + time.perf_counter() - tic
+        energies: dict[int, float | None] = {}
+        if kept and request.relax != "none":
+            tic = time.perf_counter()
+            positions, kept, values = self._relax_and_recheck(parsed, system, positions, kept, request, dropped)
+            energies = dict(zip(kept, values))
+            timings["relax"] = timings.get("relax", 0.0) + time.perf_counter() - tic
+        return _Round(
+            positions=positions, kept=[offset + i for i in kept], energies={offset + i: e for i, e in energies.items()},
+            dropped=dropped, num_reflected=reflected,
+        )
+
+    def _draw_or_reuse(
+        self, prepared: Any, part: GenerationRequest, request: GenerationRequest, timings: dict[str, float]
+    ) -> Draw:
+        """``self.draw(prepared, part)``, or the same draw of the previous request when only its
+        relaxation or pruning differed (``reuses_draws``)."""
+        base = (request.smiles, request.charge, request.multiplicity, request.num_conformers, request.seed,
+                request.strip_fragments, request.max_draw_multiple)
+        key = (part.num_conformers, part.seed)
+        cache: tuple[tuple, dict[tuple, Draw]] = getattr(self, "_draw_cache", ((), {}))
+        if self.reuses_draws and cache[0] == base and key in cache[1]:
+            last = cache[1][key]
+            timings["reused_wall"] = timings.get("reused_wall", 0.0) + last.wall_s
+            timings["reused_cpu"] = timings.get("reused_cpu", 0.0) + last.cpu_s
+            return Draw(last.positions.copy(), dict(last.dropped), last.wall_s, last.cpu_s)
         wall, cpu = time.perf_counter(), time.process_time()
-        drawn = self.draw(prepared, request)
+        drawn = self.draw(prepared, part)
         drawn.wall_s, drawn.cpu_s = time.perf_counter() - wall, time.process_time() - cpu
         if self.reuses_draws:
-            self._last_draw = (key, Draw(drawn.positions.copy(), dict(drawn.dropped), drawn.wall_s, drawn.cpu_s))
+            entries = cache[1] if cache[0] == base else {}
+            entries[key] = Draw(drawn.positions.copy(), dict(drawn.dropped), drawn.wall_s, drawn.cpu_s)
+            self._draw_cache = (base, entries)
         return drawn
 
     def _relax_and_recheck(
@@ -228,3 +310,28 @@ class ConformerPipeline(ABC):
         still = [i for i in kept if i not in failed]
         relaxed, kept, _ = self.check_samples(parsed.mol, relaxed, still, dropped, allow_reflection=False)
         return relaxed, kept, [relaxed_energy[i] for i in kept]
+
+
+@dataclass
+class _Round:
+    """One round of draws after checks (and relaxation): indices are global across rounds."""
+
+    positions: np.ndarray
+    kept: list[int]
+    energies: dict[int, float | None]
+    dropped: dict[str, int]
+    num_reflected: int
+
+
+def _within_window(kept: list[int], energy_of: dict[int, float | None], window: float, dropped: dict[str, int]) -> list[int]:
+    """The conformers within ``window`` kcal/mol of the lowest; those without an energy are dropped too."""
+    known = [i for i in kept if energy_of.get(i) is not None and math.isfinite(energy_of[i])]
+    if len(known) < len(kept):
+        dropped["no_energy"] = dropped.get("no_energy", 0) + len(kept) - len(known)
+    if not known:
+        return []
+    lowest = min(energy_of[i] for i in known)
+    inside = [i for i in known if energy_of[i] - lowest <= window]
+    if len(inside) < len(known):
+        dropped["energy_window"] = dropped.get("energy_window", 0) + len(known) - len(inside)
+    return inside

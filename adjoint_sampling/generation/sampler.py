@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from adjoint_sampling.chemistry.embedding import local_structure
-from adjoint_sampling.chemistry.parsing import ParsedMolecule, parse_smiles, require_elements
+from adjoint_sampling.chemistry.parsing import ParsedMolecule, require_elements
 from adjoint_sampling.chemistry.stereo import unspecified_stereoisomers
 from adjoint_sampling.core.atomic_system import AtomicSystem
 from adjoint_sampling.core.errors import AdjointSamplingError, CheckpointError, ConfigError, InvalidMoleculeError
@@ -144,6 +144,10 @@ class Sampler(ConformerPipeline):
     def reflects_mirrored(self) -> bool:
         return self.mode == "cartesian"
 
+    @property
+    def reports_unrelaxed_energies(self) -> bool:
+        return True
+
     def prepare(self, request: GenerationRequest, molecule: ParsedMolecule | None = None) -> MoleculeRecord:
         """The request's molecule (parsed unless given) checked against the model's elements, with its
         local structure embedded with ``request.seed``.
@@ -153,8 +157,7 @@ class Sampler(ConformerPipeline):
         """
         elements = self.checkpoint.problem.get("elements")
         if molecule is None:
-            options = {} if elements is None else {"supported_elements": tuple(elements)}
-            molecule = parse_smiles(request.smiles, charge=request.charge, multiplicity=request.multiplicity, **options)
+            molecule = self.parse(request, **({} if elements is None else {"supported_elements": tuple(elements)}))
         elif elements is not None:
             require_elements(molecule.mol, tuple(elements))
         return molecule_record(molecule, seed=request.seed)

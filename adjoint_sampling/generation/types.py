@@ -33,8 +33,16 @@ class GenerationRequest:
         multiplicity: spin multiplicity; ``None`` takes it from the SMILES radicals (1 if none).
         prune_rms: if set, drop conformers within this heavy-atom RMSD (angstrom) of a kept one.
         relax_steps: most optimiser iterations of the relaxation (``None``: the backend's default,
-            ``adjoint_sampling.relax.DEFAULT_MAX_STEPS``); fewer is faster and leaves conformers
+            ``adjoint_sampling.energy.relax.DEFAULT_MAX_STEPS``); fewer is faster and leaves conformers
             less relaxed. Only with ``relax`` other than ``"none"``.
+        energy_window: if set, keep only conformers within this many kcal/mol of the lowest one
+            returned (needs energies: a relaxation, or a generator that reports them).
+        sort: order the conformers by energy, lowest first (those without an energy last; with no
+            energies at all the order stays and ``ConformerSet.sorted_by_energy`` is false).
+        strip_fragments: keep the largest organic fragment of a multi-fragment SMILES (salts,
+            solvents) and report the others; without it several fragments are an error.
+        max_draw_multiple: conformers that fail the structure check (or the relaxation) are drawn
+            again, up to this many raw draws per requested conformer in all; 1 draws once.
     """
 
     smiles: str
@@ -45,6 +53,10 @@ class GenerationRequest:
     multiplicity: int | None = None
     prune_rms: float | None = None
     relax_steps: int | None = None
+    energy_window: float | None = None
+    sort: bool = False
+    strip_fragments: bool = False
+    max_draw_multiple: int = 4
 
     def validate(self, max_num_conformers: int | None = None) -> None:
         """Check the options against the one set of rules every front end uses.
@@ -68,6 +80,10 @@ class GenerationRequest:
             )
         if self.prune_rms is not None and not self.prune_rms > 0:
             raise InvalidOptionError("prune_rms", "out_of_range", f"must be > 0 angstrom, got {self.prune_rms}")
+        if self.energy_window is not None and not self.energy_window > 0:
+            raise InvalidOptionError("energy_window", "out_of_range", f"must be > 0 kcal/mol, got {self.energy_window}")
+        if self.max_draw_multiple < 1:
+            raise InvalidOptionError("max_draw_multiple", "out_of_range", f"must be >= 1, got {self.max_draw_multiple}")
         if self.relax_steps is not None:
             if self.relax == "none":
                 raise InvalidOptionError(
@@ -105,7 +121,8 @@ class ConformerSet:
         mol: RDKit molecule with explicit hydrogens (no conformers attached).
         conformers: kept conformers (each kept one has passed the connectivity/stereo check).
         num_requested: conformers asked for.
-        num_generated: raw samples drawn before checks and pruning.
+        num_generated: raw samples drawn before checks and pruning (more than ``num_requested``
+            where failed draws were drawn again).
         dropped: counts of dropped samples by reason (e.g. ``{"stereo_changed": 2}``).
         num_reflected: Cartesian samples that were fully mirrored and reflected back.
         energy_model: name of the backend that gave ``Conformer.energy`` (e.g. ``"mmff"``).
@@ -113,6 +130,8 @@ class ConformerSet:
         model_name / model_version: the generator that produced them.
         seed: the seed used.
         timings: seconds spent per phase (``"sample"``, ``"relax"``, ``"check"``, ``"total"``).
+        removed_fragments: SMILES of the fragments stripped from the input (counter-ions, solvents).
+        sorted_by_energy: whether ``conformers`` are ordered by energy (lowest first).
     """
 
     smiles: str
@@ -128,6 +147,8 @@ class ConformerSet:
     model_version: str = ""
     seed: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    removed_fragments: tuple[str, ...] = ()
+    sorted_by_energy: bool = False
 
     @property
     def num_dropped(self) -> int:

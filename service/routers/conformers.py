@@ -33,7 +33,7 @@ async def post_conformers(body: ConformerRequest, state: State) -> ConformerResu
     """Conformers of one molecule, computed now (within the time limit)."""
     start = time.perf_counter()
     validate_options(body, state.settings)
-    parsed = validate_molecule(body, state.settings)
+    parsed = validate_molecule(body, state.settings, strip_fragments=body.strip_fragments)
     current = require_ready(state)
     try:
         result = await compute(state, lambda: generate(current, body, body, parsed=parsed))

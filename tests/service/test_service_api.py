@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import numpy as np
@@ -123,13 +124,34 @@ def test_relax_steps_caps_the_relaxation(client):
     assert sum(capped) > sum(full) + 1e-3
 
 
+def test_salts_are_stripped_and_reported(client):
+    body = _post(client, {"smiles": "CC(=O)[O-].[Na+]", "n_conformers": 2, "relax": "mmff", "format": "sdf"}).json()
+    assert body["removed_fragments"] == ["[Na+]"] and body["canonical_smiles"] == "CC(=O)[O-]" and body["charge"] == -1
+    assert re.search(r"<removed_fragments>.*\n\[Na\+\]\n", body["content"]) and body["num_returned"] == 2
+
+
+def test_energy_window_and_sort(client):
+    body = {"smiles": "CCCCOC(=O)CC", "n_conformers": 8, "relax": "mmff", "seed": 2}
+    full = _post(client, dict(body, sort=True)).json()
+    energies = [c["energy_kcal_mol"] for c in full["conformers"]]
+    assert full["sorted_by_energy"] and energies == sorted(energies) and full["energy_model"] == "mmff"
+    window = 0.5 * (max(energies) - min(energies))
+    narrow = _post(client, dict(body, energy_window=window)).json()
+    kept = [c["energy_kcal_mol"] for c in narrow["conformers"]]
+    assert kept and max(kept) - min(energies) <= window + 1e-9
+    assert narrow["dropped"].get("energy_window", 0) == len(energies) - len(kept) > 0
+    # ETKDG reports no energies without a relaxation: a window cannot be applied, and says so
+    error = _error(_post(client, {"smiles": "CCO", "n_conformers": 2, "energy_window": 3.0}), 422)
+    assert (error["field"], error["reason"]) == ("energy_window", "needs_energies")
+
+
 def test_charge_and_multiplicity(client):
     ok = _post(client, {"smiles": "C[NH3+]", "charge": 1, "n_conformers": 1})
     assert ok.status_code == 200 and ok.json()["charge"] == 1
     error = _error(_post(client, {"smiles": "C[NH3+]", "charge": 0, "n_conformers": 1}), 422)
     assert error["field"] == "charge" and error["reason"] == "charge_mismatch"
     error = _error(_post(client, {"smiles": "CCO", "multiplicity": 3, "n_conformers": 1}), 422)
-    assert error["field"] == "multiplicity" and error["reason"] == "charge_mismatch"
+    assert error["field"] == "multiplicity" and error["reason"] == "multiplicity_mismatch"
 
 
 BAD_INPUTS = [
@@ -141,9 +163,10 @@ BAD_INPUTS = [
     ("huge_smiles", {"smiles": "C" * (MAX_SMILES + 1)}, "smiles", "too_long", f"limit is {MAX_SMILES}"),
     ("too_many_atoms", {"smiles": "C" * 30}, "smiles", "too_many_atoms", f"limit is {MAX_ATOMS}"),
     ("unsupported_element", {"smiles": "C[Si](C)(C)C"}, "smiles", "unsupported_element", "Si"),
-    ("metal_salt", {"smiles": "CC(=O)[O-].[Na+]"}, "smiles", "unsupported_element", "Na"),
+    ("metal_salt_kept", {"smiles": "CC(=O)[O-].[Na+]", "strip_fragments": False}, "smiles", "multiple_fragments", "strip"),
+    ("silicon", {"smiles": "C[Si](C)(C)C"}, "smiles", "unsupported_element", "Si"),
     ("radical", {"smiles": "[CH3]"}, "smiles", "radical", "unpaired"),
-    ("salt_fragments", {"smiles": "C[NH3+].[Cl-]"}, "smiles", "multiple_fragments", "2 disconnected"),
+    ("salt_fragments", {"smiles": "C[NH3+].[Cl-]", "strip_fragments": False}, "smiles", "multiple_fragments", "2 disconnected"),
     ("unicode_emoji", {"smiles": "C\U0001f600C"}, "smiles", "invalid_smiles", "non-ASCII"),
     ("unicode_fullwidth", {"smiles": "\uff23\uff23"}, "smiles", "invalid_smiles", "non-ASCII"),
     ("nul_byte", {"smiles": "C\u0000C"}, "smiles", "invalid_smiles", ""),

@@ -57,8 +57,11 @@ function render(result) {
     return li;
   }));
   const dropped = Object.entries(result.dropped).map(([k, v]) => `${k}: ${v}`).join(", ") || "none";
+  const removed = result.removed_fragments.length ? `; stripped ${result.removed_fragments.join(" ")}` : "";
   $("summary").textContent =
-    `${result.num_returned} of ${result.num_requested} conformers returned; dropped: ${dropped}; ` +
+    `${result.num_returned} of ${result.num_requested} conformers returned (${result.num_generated} drawn); ` +
+    `dropped: ${dropped}${removed}; energies: ${result.energy_model || "none"}` +
+    `${result.sorted_by_energy ? ", sorted" : ""}; ` +
     `model ${result.model.name} ${result.model.version}; ${result.timings.service_total.toFixed(2)} s`;
   $("result").hidden = false;
   if (!state.viewer) {
@@ -74,8 +77,11 @@ async function generate(event) {
     smiles: $("smiles").value.trim(),
     n_conformers: Number.parseInt($("n-conformers").value, 10),
     relax: $("relax").value,
+    sort: $("sort").checked,
     format: "sdf",
   };
+  const windowText = $("energy-window").value.trim();
+  if (windowText !== "") { body.energy_window = Number.parseFloat(windowText); }
   $("generate").disabled = true;
   setStatus("generating…", false);
   try {
