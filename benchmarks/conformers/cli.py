@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--max-references", type=int, default=512, help="references per molecule (default: %(default)s)")
     run.add_argument("--conformers-per-reference", type=int, default=2, help="K / L (default: %(default)s)")
     run.add_argument("--seed", type=int, default=0, help="generation seed for every method (default: %(default)s)")
+    run.add_argument("--max-draw-multiple", type=int, default=1,
+                     help="replace draws failing the checks, up to this many draws per conformer (default: %(default)s, "
+                          "draw K once as the recorded protocol; the product uses 4)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     merge = actions.add_parser("merge", help="combine shard record files and write the report")
@@ -115,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         max_references=args.max_references,
         conformers_per_reference=args.conformers_per_reference,
         seed=args.seed,
+        max_draw_multiple=args.max_draw_multiple,
         workers=args.workers,
         shard_index=shard_index,
         num_shards=num_shards,

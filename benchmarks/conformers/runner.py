@@ -65,6 +65,8 @@ class BenchmarkConfig:
         max_references: references per molecule (first ones in the file, i.e. lowest energy).
         conformers_per_reference: K / L.
         seed: generation seed, the same for every method and molecule.
+        max_draw_multiple: the generators' replacement of failed draws (1: draw K once, the protocol
+            of the figures recorded before "n in, n out"; 4: the product's default, K valid conformers).
         workers: worker processes (1: run in this process).
         shard_index / num_shards: this run evaluates molecules ``i`` with ``i % num_shards == shard_index``.
         limit: evaluate only the first ``limit`` molecules that have a reference file.
@@ -81,6 +83,7 @@ class BenchmarkConfig:
     max_references: int = MAX_REFERENCES
     conformers_per_reference: int = 2
     seed: int = 0
+    max_draw_multiple: int = 1
     workers: int = 1
     shard_index: int = 0
     num_shards: int = 1
@@ -216,7 +219,7 @@ def evaluate_molecule(
         ))
         request = GenerationRequest(
             smiles=molecule.smiles, num_conformers=num_conformers, seed=config.seed, relax=spec.relax,  # type: ignore[arg-type]
-            relax_steps=spec.relax_steps,
+            relax_steps=spec.relax_steps, max_draw_multiple=config.max_draw_multiple,
         )
         wall0, cpu0 = time.perf_counter(), time.process_time()
         try:
