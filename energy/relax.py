@@ -11,6 +11,7 @@ Positions in angstrom, energies in kcal/mol, forces in kcal/mol/angstrom.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from rdkit.Chem import AllChem
 from adjoint_sampling.core.atomic_system import AtomicSystem
 from adjoint_sampling.core.cpu import available_cores
 from adjoint_sampling.core.errors import ConfigError, EnergyCalculationError
-from adjoint_sampling.energy.base import EnergyModel
+from adjoint_sampling.energy.base import EnergyModel, EnergyResult
 from adjoint_sampling.energy.registry import ENERGY_BACKENDS, build_energy
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_STEPS: int = 500
 DEFAULT_FMAX: float = 0.5
 """Convergence threshold of the generic optimiser: max atomic force, kcal/mol/angstrom."""
+
+EvaluationCallback = Callable[[np.ndarray, torch.Tensor, EnergyResult], None]
+"""``on_evaluation(indices (k,), positions (k, N, 3) float64 angstrom, result)`` of
+:func:`relax_with_model`: called after every batched energy call with the conformers evaluated."""
 
 
 @dataclass
@@ -127,6 +132,7 @@ def relax_with_model(
     fmax: float = DEFAULT_FMAX,
     max_step_size: float = 0.2,
     memory: int = 20,
+    on_evaluation: EvaluationCallback | None = None,
 ) -> RelaxResult:
     """Batched L-BFGS relaxation of ``positions`` ``(B, N, 3)`` on ``model``'s forces.
 
@@ -136,6 +142,9 @@ def relax_with_model(
 
     Args:
         fmax: convergence when the largest atomic force is below this (kcal/mol/angstrom).
+        on_evaluation: if given, called after each batched energy call with the batch indices of
+            the conformers evaluated, their positions (every point the optimiser visits, uphill
+            trial points included) and the backend's result for them (see :data:`EvaluationCallback`).
     """
     pos = _check_positions(system, positions).numpy().copy()
     batch, n_atoms = pos.shape[0], pos.shape[1]
@@ -152,7 +161,10 @@ def relax_with_model(
         active = np.flatnonzero(ok & ~converged)
         if active.size == 0:
             break
-        result = model.energy_and_forces(system, torch.from_numpy(trial[active]))
+        trial_positions = torch.from_numpy(trial[active].copy())
+        result = model.energy_and_forces(system, trial_positions)
+        if on_evaluation is not None:
+            on_evaluation(active.copy(), trial_positions, result)
         r_ok = result.ok.numpy()
         r_energy = result.energy.numpy().astype(np.float64)
         r_grad = -result.forces.numpy().reshape(active.size, -1).astype(np.float64)

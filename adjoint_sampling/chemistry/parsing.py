@@ -135,6 +135,10 @@ def parse_mol(
             kept = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
         finally:
             RDLogger.EnableLog("rdApp.*")
+        if not any(atom.GetAtomicNum() == 6 for atom in kept.GetAtoms()):
+            raise InvalidMoleculeError(
+                "multiple_fragments", f"SMILES has {len(fragments)} disconnected fragments and none is organic"
+            )
         kept_smiles = Chem.MolToSmiles(Chem.RemoveHs(kept, sanitize=False))
         others = [Chem.MolToSmiles(Chem.RemoveHs(f, sanitize=False)) for f in fragments]
         others.remove(kept_smiles) if kept_smiles in others else others.pop(0)

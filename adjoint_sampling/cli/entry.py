@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "sample": "sample conformers for SMILES with a trained checkpoint",
     "serve": "run the REST service (FastAPI + uvicorn)",
     "bench": "run benchmarks (synthetic energies, conformers)",
+    "label": "label conformers of the SPICE training molecules with GFN2-xTB energies and forces",
 }
 
 log = logging.getLogger("adjoint_sampling")

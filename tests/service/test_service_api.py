@@ -265,7 +265,7 @@ def test_batch_reports_each_molecule(client):
     assert statuses == [(0, "CCO", "ok"), (1, "C1CC", "failed"), (2, "C[NH3+]", "ok"), (3, "[Na+].[Cl-]", "failed")]
     assert data["molecules"][1]["error"]["field"] == "molecules.1.smiles"
     assert data["molecules"][1]["error"]["reason"] == "invalid_smiles"
-    assert data["molecules"][3]["error"]["reason"] == "unsupported_element"
+    assert data["molecules"][3]["error"]["reason"] == "multiple_fragments"  # a salt with no organic part to keep
     assert data["molecules"][0]["result"]["content"].count("$$$$") == data["molecules"][0]["result"]["num_returned"]
     assert data["molecules"][2]["result"]["charge"] == 1
 
