@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from adjoint_sampling.core.errors import ConfigError
-from adjoint_sampling.training.config import parse_dataclass
+from adjoint_sampling.training.config import parse_dataclass, read_yaml
 
 __all__ = [
     "SOURCES", "SPLITS", "SourceCounts", "SplitFractions", "ThermalParams", "XtbPathParams", "LabelConfig",
@@ -107,7 +106,9 @@ class LabelConfig:
     Attributes:
         smiles_file: SMILES list; default ``../shared/data/spice_train.txt`` (test lists are refused).
         smiles: an inline list instead of a file (tests).
-        max_molecules: label only the first this many distinct molecules of the list (``None``: all).
+        max_molecules: label only the first this many distinct molecules (``None``: all).
+        order: ``"hash"`` (a random but fixed order: any prefix is a sample of the whole list) or
+            ``"file"`` (the list's order).
         max_atoms: skip molecules with more atoms (hydrogens included).
         seed: base seed; each molecule's seed hashes it with the canonical SMILES.
         out_dir: output folder (``--out`` overrides).
@@ -124,6 +125,7 @@ class LabelConfig:
     smiles_file: str | None = None
     smiles: list[str] | None = None
     max_molecules: int | None = None
+    order: str = "hash"
     max_atoms: int = 80
     seed: int = 0
     out_dir: str = "out/labels/spice_xtb"
@@ -138,6 +140,8 @@ class LabelConfig:
     def __post_init__(self) -> None:
         if self.smiles_file is not None and "spice_test" in Path(self.smiles_file).name:
             raise ConfigError(f"config.smiles_file: {self.smiles_file!r} is a test list; label training molecules only")
+        if self.order not in ("hash", "file"):
+            raise ConfigError(f"config.order must be 'hash' or 'file', got {self.order!r}")
         if self.max_molecules is not None and self.max_molecules < 1:
             raise ConfigError("config.max_molecules must be >= 1")
         if self.molecules_per_file < 1:
@@ -153,11 +157,4 @@ def label_config_from_dict(data: Any) -> LabelConfig:
 
 def load_label_config(path: str | Path) -> LabelConfig:
     """Read a YAML labelling config (``ConfigError`` if missing, not YAML, or invalid)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from exc
-    return label_config_from_dict(data)
+    return label_config_from_dict(read_yaml(path))

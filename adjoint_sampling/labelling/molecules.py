@@ -3,9 +3,11 @@
 Everything here is a pure function of the SMILES list and the config, so every shard and every rerun
 agrees on it:
 
-* molecules: the list's SMILES in file order, canonicalised (RDKit, heavy atoms, stereo), first
-  occurrence kept, at most ``max_molecules``; a SMILES RDKit cannot read keeps its text as key
-  (the job records it as skipped).
+* molecules: the list's SMILES canonicalised (RDKit, heavy atoms, stereo), first occurrence kept,
+  in the config's ``order`` (``hash``: by a hash of the canonical SMILES, so that any first
+  ``max_molecules`` or first chunks are a random sample of the list, which SPICE sorts by rotatable
+  bonds; ``file``: file order), at most ``max_molecules``; a SMILES RDKit cannot read keeps its text
+  as key (the job records it as skipped).
 * chunk ``c`` holds molecules ``c * molecules_per_file ... (c + 1) * molecules_per_file - 1``;
   shard ``i`` of ``n`` owns the chunks with ``c % n == i``.
 * split: from a hash of the canonical SMILES alone (independent of seed, order and sharding).
@@ -84,13 +86,13 @@ def molecule_entries(config: LabelConfig) -> list[MoleculeEntry]:
         smiles = list(config.smiles)
     else:
         smiles = read_smiles_file(config.smiles_file or DEFAULT_SMILES_FILE)
-    entries: list[MoleculeEntry] = []
-    seen: set[str] = set()
+    unique: dict[str, str] = {}
     for text in smiles:
-        canonical = canonical_smiles(text)
-        if canonical in seen:
-            continue
-        seen.add(canonical)
+        unique.setdefault(canonical_smiles(text), text)
+    order = sorted(unique, key=_digest) if config.order == "hash" else list(unique)
+    entries: list[MoleculeEntry] = []
+    for canonical in order:
+        text = unique[canonical]
         index = len(entries)
         entries.append(MoleculeEntry(
             index=index, smiles=text, canonical=canonical, mol_id=f"mol-{_digest(canonical):016x}",

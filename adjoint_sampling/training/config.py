@@ -14,7 +14,7 @@ import yaml
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.training.trainer_config import TrainerConfig
 
-__all__ = ["JobConfig", "ControllerSpec", "parse_dataclass", "load_job_config", "job_config_from_dict"]
+__all__ = ["JobConfig", "ControllerSpec", "parse_dataclass", "read_yaml", "load_job_config", "job_config_from_dict"]
 
 T = TypeVar("T")
 
@@ -129,13 +129,17 @@ def job_config_from_dict(data: Any) -> JobConfig:
     return cfg
 
 
-def load_job_config(path: str | Path) -> JobConfig:
-    """Read a YAML job config (``ConfigError`` for bad YAML, unknown keys or bad values)."""
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document of ``path`` (``ConfigError`` with a one-line reason if missing or not YAML)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    return job_config_from_dict(data)
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from exc
+
+
+def load_job_config(path: str | Path) -> JobConfig:
+    """Read a YAML job config (``ConfigError`` for bad YAML, unknown keys or bad values)."""
+    return job_config_from_dict(read_yaml(path))

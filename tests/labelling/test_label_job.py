@@ -193,3 +193,15 @@ def test_every_committed_labelling_config_parses(path):
 
     config = load_label_config(path)
     assert sum(vars(config.sources).values()) > 0
+
+
+def test_hash_order_is_a_fixed_sample_whatever_the_file_order():
+    from adjoint_sampling.labelling.molecules import molecule_entries
+
+    smiles = ["CCO", "CCN", "CCC", "c1ccccc1", "CC(=O)O", "OCCO", "CCCl", "CNC"]
+    forward = molecule_entries(label_config_from_dict({"smiles": smiles, "max_molecules": 4}))
+    backward = molecule_entries(label_config_from_dict({"smiles": smiles[::-1], "max_molecules": 4}))
+    assert [e.canonical for e in forward] == [e.canonical for e in backward]
+    in_file_order = molecule_entries(label_config_from_dict({"smiles": smiles, "order": "file"}))
+    assert [e.smiles for e in in_file_order] == smiles
+    assert [e.canonical for e in forward] != [e.canonical for e in in_file_order][:4]  # not the file's first four
