@@ -141,7 +141,7 @@ class ConformerPipeline(ABC):
         timings["prepare"] = time.perf_counter() - start
 
         rounds = self._draw_until_enough(prepared, parsed, system, request, timings)
-        positions = np.concatenate([r.positions for r in rounds]) if rounds else np.zeros((0, parsed.num_atoms, 3))
+        positions = np.concatenate([r.positions for r in rounds])  # at least one round drew a conformer
         dropped: dict[str, int] = {}
         for r in rounds:
             for reason, count in r.dropped.items():
@@ -279,6 +279,7 @@ class ConformerPipeline(ABC):
         base = (request.smiles, request.charge, request.multiplicity, request.num_conformers, request.seed,
                 request.strip_fragments, request.max_draw_multiple)
         key = (part.num_conformers, part.seed)
+        # the draws of the last request (its rounds), kept on the generator between calls
         cache: tuple[tuple, dict[tuple, Draw]] = getattr(self, "_draw_cache", ((), {}))
         if self.reuses_draws and cache[0] == base and key in cache[1]:
             last = cache[1][key]
