@@ -95,3 +95,18 @@ def test_bad_input_is_one_line_error(model, argv, message, capsys):
 def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
     assert main(["sample", "CCO", "--model", str(tmp_path / "nope.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_file_of_molecules_shows_progress_unless_asked_not_to(tmp_path, capsys):
+    smi = tmp_path / "salts.smi"
+    smi.write_text("CCO\nCC(=O)[O-].[Na+]\nCCN\n")
+    out = tmp_path / "out.sdf"
+    assert main(["sample", str(smi), "-n", "2", "-o", str(out), "--model", "etkdg", "--sort", "--relax", "mmff"]) == 0
+    err = capsys.readouterr().err
+    assert "3/3" in err and "mol/s" in err  # the progress bar
+    assert "stripped [Na+]" in err and "energies: mmff" in err
+    assert main(["sample", str(smi), "-n", "2", "-o", str(out), "--model", "etkdg", "--no-progress"]) == 0
+    assert "3/3" not in capsys.readouterr().err
+    # --keep-fragments refuses the salt, the others are written
+    assert main(["sample", str(smi), "-n", "2", "-o", str(out), "--model", "etkdg", "--keep-fragments"]) == 1
+    assert "skipped (multiple_fragments)" in capsys.readouterr().err
