@@ -1,6 +1,6 @@
 """Energy backends behind one batched interface (kcal/mol, angstrom): MMFF94, GFN2-xTB, fairchem,
-the bond-structure penalty, synthetic DW-4 / LJ energies; built by name, and relaxation on any of
-them. Backends with heavy imports (tblite, fairchem) load only when built."""
+our GNN potential, the bond-structure penalty, synthetic DW-4 / LJ energies; built by name, and
+relaxation on any of them. Backends with heavy imports (tblite, fairchem) load only when built."""
 
 from adjoint_sampling.core.lazy import lazy_exports
 
@@ -11,6 +11,7 @@ __all__, __getattr__ = lazy_exports(
         "ENERGY_BACKENDS": ".registry",
         "EnergyModel": ".base",
         "EnergyResult": ".base",
+        "GNNEnergy": ".gnn",
         "ParticleEnergy": ".synthetic",
         "PenalizedEnergy": ".penalty",
         "RelaxResult": ".relax",

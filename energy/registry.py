@@ -1,4 +1,4 @@
-"""Build an energy backend by name: ``build_energy("mmff" | "xtb" | "fairchem", **kwargs)``.
+"""Build an energy backend by name: ``build_energy("mmff" | "xtb" | "fairchem" | "gnn", **kwargs)``.
 
 Backends with heavy imports (tblite, fairchem) are imported only when asked for.
 """
@@ -10,14 +10,15 @@ from typing import Any
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.energy.base import EnergyModel
 
-ENERGY_BACKENDS: tuple[str, ...] = ("mmff", "xtb", "fairchem")
+ENERGY_BACKENDS: tuple[str, ...] = ("mmff", "xtb", "fairchem", "gnn")
 
 
 def build_energy(name: str, **kwargs: Any) -> EnergyModel:
     """Construct the backend ``name`` with keyword arguments of its constructor.
 
     ``"mmff"``: :class:`energy.mmff.MMFFEnergy`; ``"xtb"``: :class:`energy.xtb.XTBEnergy`;
-    ``"fairchem"``: :class:`energy.fairchem_backend.FairChemEnergy` (needs ``checkpoint_path``).
+    ``"fairchem"``: :class:`energy.fairchem_backend.FairChemEnergy` (needs ``checkpoint_path``);
+    ``"gnn"``: :class:`energy.gnn.GNNEnergy` (needs ``checkpoint_path``).
 
     Raises:
         ConfigError: unknown name or arguments the backend does not take.
@@ -28,6 +29,8 @@ def build_energy(name: str, **kwargs: Any) -> EnergyModel:
         from adjoint_sampling.energy.xtb import XTBEnergy as backend
     elif name == "fairchem":
         from adjoint_sampling.energy.fairchem_backend import FairChemEnergy as backend
+    elif name == "gnn":
+        from adjoint_sampling.energy.gnn import GNNEnergy as backend
     else:
         raise ConfigError(f"unknown energy backend {name!r}; choose one of {', '.join(ENERGY_BACKENDS)}")
     try:

@@ -1,0 +1,83 @@
+"""Supervised GNN fit on frames labelled here with GFN2-xTB: the loss goes down, the checkpoint
+loads through the ``gnn`` backend, a finished run resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from adjoint_sampling.chemistry.embedding import rdkit_conformers
+from adjoint_sampling.chemistry.graph import atomic_system
+from adjoint_sampling.chemistry.parsing import parse_smiles
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.energy.registry import build_energy
+from adjoint_sampling.labelling.extxyz import LabelledFrame, write_frames_gz
+from adjoint_sampling.labelling.fit import fit_config_from_dict, fit_potential
+
+TINY_FIT = {
+    "hparams": {"num_scalars": 8, "num_vectors": 4, "radial_hidden": 8, "cutoff": 4.0},
+    "steps": 30, "molecules_per_step": 1, "conformers_per_molecule": 8, "learning_rate": 1e-2,
+    "checkpoint_every": 10, "log_every": 1, "train_splits": ["train"], "validation_splits": ["validation"],
+}
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    """12 xTB-labelled, slightly displaced ETKDG conformers of ethanol (8 train, 4 validation)."""
+    parsed = parse_smiles("CCO")
+    system = atomic_system(parsed)
+    pos = rdkit_conformers(parsed.mol, 12, seed=0)
+    pos = pos + 0.05 * torch.randn(pos.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    pos = pos.round(decimals=6)
+    result = build_energy("xtb", num_workers=1).energy_and_forces(system, pos)
+    assert result.ok.all()
+    frames = [
+        LabelledFrame(atomic_numbers=system.atomic_numbers.numpy(), positions=pos[k].numpy(),
+                      energy_kcal_mol=float(result.energy[k]), forces_kcal_mol_a=result.forces[k].numpy(),
+                      smiles="CCO", charge=0, multiplicity=1, source="etkdg",
+                      split="train" if k < 8 else "validation", mol_id="mol-ethanol", conf_id=k)
+        for k in range(pos.shape[0])
+    ]
+    path = tmp_path_factory.mktemp("labelled") / "chunk-000000.extxyz.gz"
+    path.write_bytes(write_frames_gz(frames))
+    return path
+
+
+def _metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_fit_lowers_the_loss_and_the_checkpoint_loads_as_a_backend(data_file, tmp_path):
+    run_dir = tmp_path / "run"
+    path = fit_potential([data_file], fit_config_from_dict(TINY_FIT), run_dir)
+    records = _metrics(run_dir)
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert [r["step"] for r in records] == list(range(1, 31))
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    assert "validation_force_rmse" in records[-1]
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("*.pt")) == [
+        "step-0000010.pt", "step-0000020.pt", "step-0000030.pt"]
+
+    backend = build_energy("gnn", checkpoint_path=path)
+    assert backend.checkpoint.elements == (1, 6, 8) and backend.checkpoint.charge_range == (0, 0)
+    assert backend.checkpoint.training_data["num_frames"] == 8
+    parsed = parse_smiles("CCO")
+    result = backend.energy_and_forces(atomic_system(parsed), rdkit_conformers(parsed.mol, 2, seed=5))
+    assert result.ok.all()
+    # the fitted element references put absolute energies near the xTB scale (~ -7000 kcal/mol)
+    assert (result.energy < -1000).all()
+
+    longer = fit_config_from_dict({**TINY_FIT, "steps": 30})
+    fit_potential([data_file], longer, run_dir)  # finished: resumes at step 30 and does nothing
+    assert len(_metrics(run_dir)) == 30
+    with pytest.raises(ConfigError, match="different fit config"):
+        fit_potential([data_file], fit_config_from_dict({**TINY_FIT, "steps": 40}), run_dir)
+
+
+def test_fit_config_refuses_unknown_options():
+    with pytest.raises(ConfigError, match="bogus"):
+        fit_config_from_dict({"bogus": 1})
+    with pytest.raises(ConfigError, match="no_such_hparam"):
+        fit_config_from_dict({"hparams": {"no_such_hparam": 1}})
