@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.energy.gnn import save_gnn_checkpoint
 from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential, energy_and_forces
 from adjoint_sampling.labelling.extxyz import read_frames
+from adjoint_sampling.training.config import parse_dataclass
 
 __all__ = ["FitConfig", "MoleculeFrames", "fit_config_from_dict", "fit_potential", "load_molecule_frames"]
 
@@ -73,19 +74,8 @@ class FitConfig:
 
 
 def fit_config_from_dict(data: dict[str, Any]) -> FitConfig:
-    """A :class:`FitConfig` from a mapping (unknown keys refused)."""
-    known = {f.name for f in fields(FitConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown fit option(s): {', '.join(unknown)}")
-    data = dict(data)
-    for key in ("train_splits", "validation_splits"):
-        if key in data:
-            data[key] = tuple(data[key])
-    try:
-        return FitConfig(**data)
-    except TypeError as exc:
-        raise ConfigError(f"invalid fit options: {exc}") from exc
+    """A :class:`FitConfig` from a mapping (the project's config reader: unknown keys refused)."""
+    return parse_dataclass(FitConfig, data, "fit")
 
 
 @dataclass
