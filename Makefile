@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install web chromium
+.PHONY: run test install web chromium postgres
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ web: $(WEB_STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Debian's PostgreSQL server (binaries in /usr/lib/postgresql/<version>/bin) for the shared job queue test,
+# which starts a throw-away server of its own (tests/service/test_service_postgres.py).
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+
 run: install web
 	$(VENV)/bin/adjoint-sampling serve
 
-test: install web chromium
+test: install web chromium postgres
 	$(PY) -m pytest -q tests

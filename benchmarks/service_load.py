@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import httpx
 import numpy as np
 
+from adjoint_sampling.core.cpu import available_cores
 from adjoint_sampling.service.testing import start_server
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long")
     parser.add_argument("--model", default="models/shipped/default.pt",
                         help="AS_MODEL of the started server: a checkpoint path or 'etkdg' (default: the shipped model)")
+    parser.add_argument("--workers", type=int, help="AS_WORKERS of the started server (default: usable cores)")
     parser.add_argument("--url", help="an already running server on loopback (default: start one)")
     parser.add_argument("--output", type=Path, default=Path("out/service_load.json"))
     return parser
@@ -117,10 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         base_url = args.url.rstrip("/")
     else:
         workdir = Path(tempfile.mkdtemp(prefix="as-load-"))
-        server = start_server(
-            workdir,
-            {"AS_MODEL": args.model, "AS_MAX_CONCURRENCY": str(args.concurrency), "AS_MAX_CONFORMERS": "100"},
-        )
+        settings = {"AS_MODEL": args.model, "AS_MAX_CONCURRENCY": str(args.concurrency), "AS_MAX_CONFORMERS": "100"}
+        settings["AS_WORKERS"] = str(available_cores() if args.workers is None else args.workers)
+        server = start_server(workdir, settings)
         base_url = server.base_url
     try:
         model = httpx.get(f"{base_url}/v1/models", timeout=30).json()["models"][0]
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "command": "python -m adjoint_sampling.benchmarks.service_load " + " ".join(argv if argv is not None else sys.argv[1:]),
             "concurrency": args.concurrency,
+            "workers": args.workers,
             "n_conformers": args.n_conformers,
             "relax": args.relax,
             "model": f"{model['name']} {model['version']}",

@@ -2,7 +2,10 @@
 
 Build it with :func:`create_app`; ``adjoint-sampling serve`` runs it with uvicorn. The generator
 is loaded once in the lifespan and warmed up in the background (``/readyz`` turns 200 after).
-CPU-heavy work runs in worker threads, never on the event loop.
+CPU-heavy work never runs on the event loop: the synchronous routes use ``AS_WORKERS`` worker
+processes (:mod:`service.process_pool`; a request past its time limit has its process killed and
+replaced), or worker threads with ``AS_WORKERS=0`` or a ``generator`` passed to :func:`create_app`
+(it cannot be sent to another process); jobs run in threads.
 
 Status codes: 200 results, 202 job accepted, 404 unknown job or path, 409 job result not ready,
 413 body too large, 422 invalid field or molecule (``field`` and ``reason`` say which and why),
@@ -27,9 +30,10 @@ from adjoint_sampling.generation.types import ConformerGenerator, GenerationRequ
 from adjoint_sampling.service.dependencies import ServiceState
 from adjoint_sampling.service.errors import install_error_handlers
 from adjoint_sampling.service.job_runner import JobRunner
-from adjoint_sampling.service.job_store import JobStore
+from adjoint_sampling.service.job_stores import open_job_store
 from adjoint_sampling.service.limits import ConcurrencyLimiter, body_size_limit
 from adjoint_sampling.service.metrics import ServiceMetrics
+from adjoint_sampling.service.process_pool import WorkerPool
 from adjoint_sampling.service.routers import ROUTERS, mount_static
 from adjoint_sampling.service.settings import ServiceSettings
 from adjoint_sampling.service.workers import start_in_thread
@@ -47,7 +51,10 @@ def create_app(settings: ServiceSettings | None = None, generator: ConformerGene
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.model_spec = resolve_model_spec(settings.model) if generator is None else "in-process"
         state.generator = generator or await asyncio.to_thread(load_generator, settings.model)
-        state.store = JobStore(settings.db_path)
+        if generator is None and settings.workers > 0:
+            state.pool = WorkerPool(state.model_spec, settings, metrics)
+            await state.pool.start()
+        state.store = open_job_store(settings)  # type: ignore[assignment]  # SQLite or PostgreSQL
         state.runner = JobRunner(state.store, state.generator, settings, state.count_outcome)
         state.runner.start()
         metrics.jobs_queued.set(state.store.count("queued"))
@@ -57,6 +64,8 @@ def create_app(settings: ServiceSettings | None = None, generator: ConformerGene
             yield
         finally:
             await state.runner.stop()
+            if state.pool is not None:
+                await state.pool.close()
             state.store.close()
             if not warmup.done():
                 log.info("stopping before the warm-up finished")
@@ -102,6 +111,9 @@ def _warm_up(state: ServiceState) -> None:
         state.generator.generate(GenerationRequest(smiles=state.settings.warmup_smiles, num_conformers=1, seed=0))
     except Exception:
         log.exception("warm-up failed; the service stays not ready")
+        return
+    if state.pool is not None and state.pool.wait_started() == 0:
+        log.error("no worker process could load the model; the service stays not ready")
         return
     state.ready.set()
     state.metrics.model_ready.set(1)

@@ -1,5 +1,6 @@
 """What the routers share: the per-app :class:`ServiceState` (a FastAPI dependency), readiness, the
-molecule-count check and :func:`compute` (concurrency limit, time limit, worker thread)."""
+molecule-count check, :func:`compute` (concurrency limit, time limit, worker thread) and
+:func:`compute_in_pool` (the same limits, in a worker process that is killed past the time limit)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from fastapi import Depends, Request
 from adjoint_sampling.generation.types import ConformerGenerator
 from adjoint_sampling.service.errors import ApiError
 from adjoint_sampling.service.job_runner import JobRunner
-from adjoint_sampling.service.job_store import JobStore
+from adjoint_sampling.service.job_store import JobStoreProtocol
 from adjoint_sampling.service.limits import ConcurrencyLimiter
 from adjoint_sampling.service.metrics import ServiceMetrics
+from adjoint_sampling.service.process_pool import OutcomeHook, WorkerPool
 from adjoint_sampling.service.settings import ServiceSettings
 from adjoint_sampling.service.workers import start_in_thread, wait_with_timeout
 
@@ -30,10 +32,13 @@ class ServiceState:
     metrics: ServiceMetrics
     limiter: ConcurrencyLimiter
     generator: ConformerGenerator | None = None
-    store: JobStore | None = None
+    store: JobStoreProtocol | None = None
     runner: JobRunner | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     model_spec: str = ""
+    pool: WorkerPool | None = None
+    """Worker processes of the synchronous routes; ``None``: worker threads (``AS_WORKERS=0`` or an
+    in-process generator given to ``create_app``)."""
 
     def count_outcome(self, outcome: dict[str, Any]) -> None:
         """Count one molecule outcome (``MoleculeOutcome`` dict) in the metrics."""
@@ -76,20 +81,14 @@ def check_count(count: int, limit: int, setting: str) -> None:
 async def compute(state: ServiceState, fn: Callable[[], T], on_timeout: Callable[[], T] | None = None) -> T:
     """Run ``fn`` in a worker thread under the concurrency and time limits.
 
+    A thread cannot be stopped: past the time limit it keeps its slot until ``fn`` really ends.
+
     Raises:
         ApiError: 503 ``overloaded`` (with ``Retry-After``) when every slot is computing; 504
             ``timeout`` when the time limit passes and there is no ``on_timeout`` to answer instead.
     """
     settings, metrics = state.settings, state.metrics
-    if not state.limiter.try_acquire():
-        raise ApiError(
-            503,
-            None,
-            "overloaded",
-            f"{settings.max_concurrency} request(s) are computing; retry later or submit a job",
-            headers={"Retry-After": str(settings.retry_after_s)},
-        )
-    metrics.inflight.inc()
+    _acquire_slot(state)
 
     def release(_: object) -> None:
         metrics.inflight.dec()
@@ -106,10 +105,56 @@ async def compute(state: ServiceState, fn: Callable[[], T], on_timeout: Callable
     except TimeoutError:
         if on_timeout is not None:
             return on_timeout()
+        raise _timeout_error(settings) from None
+
+
+async def compute_in_pool(
+    state: ServiceState,
+    kind: str,
+    payload: dict[str, Any],
+    on_timeout: Callable[[], T] | None = None,
+    on_outcome: OutcomeHook | None = None,
+) -> Any:
+    """Run a task (``worker_process.CONFORMERS`` / ``BATCH`` with the request as a dict) in the
+    worker pool under the concurrency and time limits.
+
+    Past the time limit the worker process is killed and replaced, and the slot is free at once.
+
+    Raises:
+        ApiError: 503 ``overloaded``; 504 ``timeout`` (when there is no ``on_timeout``); the task's
+            own errors (422 for a molecule the generator refuses, ...).
+    """
+    assert state.pool is not None
+    _acquire_slot(state)
+    try:
+        return await state.pool.run(kind, payload, state.settings.request_timeout_s, on_outcome)
+    except TimeoutError:
+        if on_timeout is not None:
+            return on_timeout()
+        raise _timeout_error(state.settings) from None
+    finally:
+        state.metrics.inflight.dec()
+        state.limiter.release()
+
+
+def _acquire_slot(state: ServiceState) -> None:
+    """Take a concurrency slot (and count it in flight), or raise the 503 ``overloaded``."""
+    settings = state.settings
+    if not state.limiter.try_acquire():
         raise ApiError(
-            504,
+            503,
             None,
-            "timeout",
-            f"the request took longer than {settings.request_timeout_s:g} s; "
-            "submit long requests as a job (POST /v1/jobs)",
-        ) from None
+            "overloaded",
+            f"{settings.max_concurrency} request(s) are computing; retry later or submit a job",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+    state.metrics.inflight.inc()
+
+
+def _timeout_error(settings: ServiceSettings) -> ApiError:
+    return ApiError(
+        504,
+        None,
+        "timeout",
+        f"the request took longer than {settings.request_timeout_s:g} s; submit long requests as a job (POST /v1/jobs)",
+    )

@@ -4,6 +4,14 @@ A job is ``queued`` -> ``running`` -> ``succeeded`` | ``failed``. Every state ch
 before it is reported, so a restarted server loses no accepted job: :meth:`JobStore.recover`
 puts jobs left ``running`` by a dead server back in the queue, or marks them failed once they
 have been started ``max_attempts`` times.
+
+:class:`JobStoreProtocol` is what the API and the job runner use; :class:`JobStore` (SQLite, one
+server, the default) and :class:`adjoint_sampling.service.job_store_postgres.PostgresJobStore`
+(``AS_DB_URL``: one queue shared by many servers and ``adjoint-sampling worker`` processes, with
+leases) implement it. :func:`adjoint_sampling.service.job_stores.open_job_store` picks one from the
+settings. The SQLite store has no
+leases: its ``owner`` / ``lease_s`` arguments are accepted and ignored, and a job left running by a
+stopped server is recovered by :meth:`JobStore.recover` at the next start, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,38 @@ class JobRecord:
     error_reason: str | None
     error_message: str | None
     has_result: bool
+
+
+class JobStoreProtocol(Protocol):
+    """The durable job queue and results, as the routes and the job runner use them.
+
+    ``owner`` names the claimer (a worker task); with leases (PostgreSQL) progress, finish and fail
+    are refused (return ``False``) unless ``owner`` still holds the job's lease.
+    """
+
+    def close(self) -> None: ...
+
+    def create(self, request: dict[str, Any], molecules_total: int) -> str: ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def result(self, job_id: str) -> dict[str, Any] | None: ...
+
+    def count(self, status: str) -> int: ...
+
+    def claim_next(self, owner: str | None = None, lease_s: float | None = None) -> JobRecord | None: ...
+
+    def renew(self, job_id: str, owner: str | None, lease_s: float) -> bool: ...
+
+    def release(self, job_id: str, owner: str | None) -> None: ...
+
+    def set_progress(self, job_id: str, molecules_done: int, owner: str | None = None) -> bool: ...
+
+    def finish(self, job_id: str, result: dict[str, Any], owner: str | None = None) -> bool: ...
+
+    def fail(self, job_id: str, reason: str, message: str, owner: str | None = None) -> bool: ...
+
+    def recover(self, max_attempts: int) -> tuple[int, int]: ...
 
 
 class JobStore:
@@ -117,7 +157,7 @@ class JobStore:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0])
 
-    def claim_next(self) -> JobRecord | None:
+    def claim_next(self, owner: str | None = None, lease_s: float | None = None) -> JobRecord | None:
         """Atomically move the oldest queued job to ``running`` (attempts + 1) and return it."""
         with self._lock:
             row = self._conn.execute(
@@ -127,25 +167,37 @@ class JobStore:
             ).fetchone()
         return None if row is None else self.get(row[0])
 
-    def set_progress(self, job_id: str, molecules_done: int) -> None:
-        with self._lock:
-            self._conn.execute("UPDATE jobs SET molecules_done = ? WHERE id = ?", (int(molecules_done), job_id))
+    def renew(self, job_id: str, owner: str | None, lease_s: float) -> bool:
+        """No leases in SQLite (one server): always held."""
+        return True
 
-    def finish(self, job_id: str, result: dict[str, Any]) -> None:
+    def release(self, job_id: str, owner: str | None) -> None:
+        """No-op: a job cut short by a stop stays ``running`` and :meth:`recover` re-queues it."""
+
+    def set_progress(self, job_id: str, molecules_done: int, owner: str | None = None) -> bool:
+        with self._lock:
+            cursor = self._conn.execute(
+                "UPDATE jobs SET molecules_done = ? WHERE id = ?", (int(molecules_done), job_id)
+            )
+        return cursor.rowcount > 0
+
+    def finish(self, job_id: str, result: dict[str, Any], owner: str | None = None) -> bool:
         """Store the result and mark the job succeeded."""
         with self._lock:
-            self._conn.execute(
+            cursor = self._conn.execute(
                 "UPDATE jobs SET status = 'succeeded', result = ?, finished_at = ?, molecules_done = molecules_total "
                 "WHERE id = ?",
                 (json.dumps(result), time.time(), job_id),
             )
+        return cursor.rowcount > 0
 
-    def fail(self, job_id: str, reason: str, message: str) -> None:
+    def fail(self, job_id: str, reason: str, message: str, owner: str | None = None) -> bool:
         with self._lock:
-            self._conn.execute(
+            cursor = self._conn.execute(
                 "UPDATE jobs SET status = 'failed', error_reason = ?, error_message = ?, finished_at = ? WHERE id = ?",
                 (reason, message, time.time(), job_id),
             )
+        return cursor.rowcount > 0
 
     def recover(self, max_attempts: int) -> tuple[int, int]:
         """After a restart: re-queue jobs left ``running`` that have attempts left, fail the others.

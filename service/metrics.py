@@ -23,7 +23,11 @@ class ServiceMetrics:
     - ``as_molecules_total{status}`` (ok / failed), ``as_conformers_total`` (returned);
     - ``as_failures_total{reason}``: refused requests and failed molecules by reason;
     - ``as_inflight_requests`` (computing synchronous requests), ``as_jobs_total{status}``,
-      ``as_jobs_queued``, ``as_model_ready``.
+      ``as_jobs_queued``, ``as_model_ready``;
+    - worker processes (``AS_WORKERS``): ``as_worker_tasks_total{worker}`` (tasks finished by the
+      process in slot ``worker``), ``as_worker_busy{worker}``, ``as_worker_pid{worker}``,
+      ``as_worker_restarts_total{reason}`` (``timeout``: killed past the time limit, ``died``,
+      ``cancelled``, ``failed_start``) and ``as_workers_ready``.
     """
 
     content_type = CONTENT_TYPE_LATEST
@@ -46,6 +50,13 @@ class ServiceMetrics:
         self.jobs = Counter("as_jobs", "jobs by final or initial status", ["status"], registry=r)
         self.jobs_queued = Gauge("as_jobs_queued", "jobs waiting in the queue", registry=r)
         self.model_ready = Gauge("as_model_ready", "1 once the model is loaded and warmed up", registry=r)
+        self.worker_tasks = Counter("as_worker_tasks", "tasks finished by a worker process", ["worker"], registry=r)
+        self.worker_busy = Gauge("as_worker_busy", "1 while a worker process computes a task", ["worker"], registry=r)
+        self.worker_pid = Gauge("as_worker_pid", "process id of a worker slot", ["worker"], registry=r)
+        self.worker_restarts = Counter(
+            "as_worker_restarts", "worker processes stopped and replaced", ["reason"], registry=r
+        )
+        self.workers_ready = Gauge("as_workers_ready", "worker processes up (idle or busy)", registry=r)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of all metrics."""

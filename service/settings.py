@@ -10,6 +10,10 @@ variable                           default                     meaning
 ``AS_HOST``                        ``127.0.0.1``               bind address
 ``AS_PORT``                        ``8000``                    bind port
 ``AS_DB_PATH``                     ``./as_service.sqlite3``    SQLite file of jobs and results
+``AS_DB_URL``                      unset                       ``postgresql://user@host:port/db``:
+                                                               jobs in PostgreSQL, one queue shared
+                                                               by many servers and workers (wins
+                                                               over ``AS_DB_PATH``)
 ``AS_MAX_CONFORMERS``              ``100``                     cap on ``n_conformers``
 ``AS_MAX_SMILES_LENGTH``           ``500``                     characters per SMILES
 ``AS_MAX_ATOMS``                   ``150``                     atoms per molecule, hydrogens included
@@ -22,11 +26,18 @@ variable                           default                     meaning
 ``AS_MAX_CONCURRENCY``             ``2``                       synchronous requests computing at once
                                                                (more: 503 with ``Retry-After``)
 ``AS_RETRY_AFTER_S``               ``2``                       value of ``Retry-After`` on 503
-``AS_JOB_WORKERS``                 ``1``                       jobs computed at once
+``AS_JOB_WORKERS``                 ``1``                       jobs computed at once (``0``: this
+                                                               server only queues; needs
+                                                               ``AS_DB_URL`` and workers)
+``AS_JOB_LEASE_S``                 ``30``                      PostgreSQL job lease, renewed while
+                                                               computing; an expired lease (dead
+                                                               worker) lets another claim the job
 ``AS_MAX_QUEUED_JOBS``             ``100``                     queued jobs (more: 503)
 ``AS_JOB_MAX_ATTEMPTS``            ``2``                       runs of a job interrupted by restarts
                                                                before it is marked failed
 ``AS_WARMUP_SMILES``               ``CCO``                     molecule generated once at start-up
+``AS_WORKERS``                     usable cores                worker processes of the synchronous routes;
+                                                               ``0``: worker threads in the server process
 =================================  ==========================  =====================================
 """
 
@@ -36,12 +47,15 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from adjoint_sampling.core.cpu import available_cores
 from adjoint_sampling.core.errors import ConfigError
 
 ENV_PREFIX = "AS_"
+_MAY_BE_ZERO = {"job_workers", "workers"}
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class ServiceSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     db_path: Path = Path("as_service.sqlite3")
+    db_url: str | None = None
     max_conformers: int = 100
     max_smiles_length: int = 500
     max_atoms: int = 150
@@ -65,16 +80,22 @@ class ServiceSettings:
     job_workers: int = 1
     max_queued_jobs: int = 100
     job_max_attempts: int = 2
+    job_lease_s: float = 30.0
     warmup_smiles: str = "CCO"
+    workers: int = field(default_factory=available_cores)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and f.name != "port":
-                if not math.isfinite(value) or value <= 0:
+                if not math.isfinite(value) or value < 0 or (value == 0 and f.name not in _MAY_BE_ZERO):
                     raise ConfigError(f"{env_name(f.name)} must be a positive finite number, got {value}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"{env_name('port')} must be in 0..65535, got {self.port}")
+        if self.db_url is not None and not self.db_url.startswith(_POSTGRES_SCHEMES):
+            raise ConfigError(f"{env_name('db_url')} must be a postgresql://user@host:port/db URL")
+        if self.job_workers == 0 and self.db_url is None:
+            raise ConfigError(f"{env_name('job_workers')}=0 needs {env_name('db_url')} (workers elsewhere compute)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ServiceSettings:

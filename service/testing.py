@@ -2,6 +2,9 @@
 
 ``TEST_MODEL`` is the generator test servers load: change this one line (or set
 ``AS_TEST_MODEL``) to test against a trained checkpoint instead of the ETKDG baseline.
+
+Test servers run as the product does (``AS_WORKERS`` unset: one worker process per usable core);
+a test that checks the thread fallback sets ``AS_WORKERS=0`` in ``settings``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "train a sampler from a YAML config (resumes if the run directory has a checkpoint)",
     "sample": "sample conformers for SMILES with a trained checkpoint",
     "serve": "run the REST service (FastAPI + uvicorn)",
+    "worker": "compute jobs from the shared PostgreSQL job queue (AS_DB_URL)",
     "bench": "run benchmarks (synthetic energies, conformers)",
     "label": "label conformers of the SPICE training molecules with GFN2-xTB energies and forces",
 }

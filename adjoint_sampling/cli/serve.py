@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="bind port (AS_PORT, default 8000)")
     parser.add_argument("--model", help="'etkdg' or a checkpoint path (AS_MODEL, default: the shipped model)")
     parser.add_argument("--db-path", type=Path, help="SQLite file of jobs and results (AS_DB_PATH)")
+    parser.add_argument(
+        "--workers", type=int, help="processes computing synchronous requests; 0: threads (AS_WORKERS, default: cores)"
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -28,14 +31,20 @@ def run(args: argparse.Namespace) -> int:
 
     from adjoint_sampling.generation.loading import ETKDG_SPEC, resolve_model_spec
     from adjoint_sampling.service.app import create_app
+    from adjoint_sampling.service.job_stores import open_job_store
     from adjoint_sampling.service.settings import ServiceSettings
 
-    settings = ServiceSettings.from_env(host=args.host, port=args.port, model=args.model, db_path=args.db_path)
+    settings = ServiceSettings.from_env(
+        host=args.host, port=args.port, model=args.model, db_path=args.db_path, workers=args.workers
+    )
     spec = resolve_model_spec(settings.model)
     if spec.lower() != ETKDG_SPEC and not Path(spec).expanduser().is_file():
         raise CheckpointError(f"model checkpoint {spec!r} does not exist (AS_MODEL / --model; or use 'etkdg')")
+    if settings.db_url:  # an unreachable or malformed job database is a one-line error here, not in uvicorn's start-up
+        open_job_store(settings).close()
     app = create_app(settings)
-    log.info("serving on http://%s:%d (jobs in %s)", settings.host, settings.port, settings.db_path)
+    jobs = "PostgreSQL" if settings.db_url else settings.db_path
+    log.info("serving on http://%s:%d (jobs in %s)", settings.host, settings.port, jobs)
     uvicorn.run(
         app,
         host=settings.host,

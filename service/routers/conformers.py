@@ -1,4 +1,7 @@
-"""Synchronous conformers: ``POST /v1/conformers`` (one molecule) and ``POST /v1/conformers/batch``."""
+"""Synchronous conformers: ``POST /v1/conformers`` (one molecule) and ``POST /v1/conformers/batch``.
+
+Computed in the worker processes (``state.pool``) when there are any, else in worker threads.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +12,17 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from adjoint_sampling.generation.types import ConformerGenerator
-from adjoint_sampling.service.dependencies import State, check_count, compute, require_ready
+from adjoint_sampling.service.dependencies import State, check_count, compute, compute_in_pool, require_ready
 from adjoint_sampling.service.errors import ERROR_RESPONSES, ApiError
 from adjoint_sampling.service.generation import (
     batch_result,
     failed_outcome,
     generate,
-    process_molecule,
     validate_molecule,
     validate_options,
 )
-from adjoint_sampling.service.schemas import BatchRequest, BatchResult, ConformerRequest, ConformerResult, MoleculeInput
-from adjoint_sampling.service.settings import ServiceSettings
+from adjoint_sampling.service.schemas import BatchRequest, BatchResult, ConformerRequest, ConformerResult
+from adjoint_sampling.service.worker_process import BATCH, CONFORMERS, safe_process
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,10 @@ async def post_conformers(body: ConformerRequest, state: State) -> ConformerResu
     parsed = validate_molecule(body, state.settings, strip_fragments=body.strip_fragments)
     current = require_ready(state)
     try:
-        result = await compute(state, lambda: generate(current, body, body, parsed=parsed))
+        if state.pool is not None:  # the worker parses the molecule again (plain data crosses the pipe)
+            result = await compute_in_pool(state, CONFORMERS, body.model_dump())
+        else:
+            result = await compute(state, lambda: generate(current, body, body, parsed=parsed))
     except ApiError as exc:
         if exc.status == 422:
             state.metrics.molecules.labels("failed").inc()
@@ -62,7 +66,7 @@ async def post_batch(body: BatchRequest, state: State) -> BatchResult:
         for index, molecule in enumerate(body.molecules):
             if stop.is_set():
                 break
-            outcomes.append(_safe_process(current, index, molecule, body, settings))
+            outcomes.append(safe_process(current, index, molecule, body, settings))
         return outcomes
 
     def partial() -> list[dict[str, Any]]:
@@ -74,20 +78,14 @@ async def post_batch(body: BatchRequest, state: State) -> BatchResult:
             done.append(failed_outcome(index, body.molecules[index], error))
         return done
 
-    finished = await compute(state, run_all, on_timeout=partial)
+    if state.pool is not None:
+        payload = body.model_dump()
+        finished = await compute_in_pool(state, BATCH, payload, on_timeout=partial, on_outcome=outcomes.append)
+    else:
+        finished = await compute(state, run_all, on_timeout=partial)
+    if finished is None:  # the pool's batch answers with its streamed outcomes
+        finished = list(outcomes)
     for outcome in finished:
         state.count_outcome(outcome)
     return BatchResult.model_validate(batch_result(finished, time.perf_counter() - start))
 
-
-def _safe_process(
-    generator: ConformerGenerator, index: int, molecule: MoleculeInput, options: BatchRequest, settings: ServiceSettings
-) -> dict[str, Any]:
-    """One molecule's outcome; a generator bug fails this molecule only (500, logged)."""
-    try:
-        return process_molecule(generator, index, molecule, options, settings)
-    except Exception as exc:
-        log.error("molecule %d (%r): unexpected %s", index, molecule.smiles, type(exc).__name__, exc_info=exc)
-        return failed_outcome(
-            index, molecule, ApiError(500, f"molecules.{index}", "internal_error", "internal error (logged)")
-        )

@@ -23,6 +23,7 @@ def server(tmp_path_factory):
         tmp_path_factory.mktemp("limits"),
         {
             "AS_MAX_CONCURRENCY": "1",
+            "AS_WORKERS": "0",  # the thread fallback: a computation past its limit keeps its slot until it ends
             "AS_REQUEST_TIMEOUT_S": str(TIME_LIMIT_S),
             "AS_RETRY_AFTER_S": str(RETRY_AFTER_S),
             "AS_MAX_QUEUED_JOBS": "1",
