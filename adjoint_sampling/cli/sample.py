@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="conformers failing the checks are drawn again, up to this many draws per requested one (default 4)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar for a file of molecules")
+    bulk = parser.add_argument_group("bulk generation (--engine ray: a SMILES library into sharded SDF in -o DIR)")
+    bulk.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="'ray': bulk run on Ray actors (default local)"
+    )
+    bulk.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    bulk.add_argument("--batch-size", type=int, default=None, help="molecules per shard (default 16)")
+    bulk.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all cores)")
 
 
 def read_input_molecules(text: str) -> list[str]:
@@ -146,10 +153,52 @@ def _generate_all(generator, smiles_list: list[str], args: argparse.Namespace) -
             yield f"{smiles}: skipped ({exc.reason}): {exc.detail}"
 
 
+def _refuse_bulk_options(args: argparse.Namespace) -> None:
+    for flag in ("address", "batch_size", "num_cpus"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"--{flag.replace('_', '-')} needs --engine ray")
+
+
+def _run_bulk(args: argparse.Namespace) -> int:
+    """``--engine ray``: the library ``args.input`` into shards in the folder ``args.output`` (resumable)."""
+    from adjoint_sampling.bulk.ray_engine import RayExecutor, import_ray
+    from adjoint_sampling.bulk.runner import DEFAULT_BATCH_SIZE, BulkJob, run_bulk
+    from adjoint_sampling.core.errors import CheckpointError
+    from adjoint_sampling.generation.loading import ETKDG_SPEC, resolve_model_spec
+
+    import_ray()
+    if args.output == "-" or args.format == "xyz":
+        raise ConfigError("--engine ray writes sharded SDF into a folder: give -o DIR")
+    if not Path(args.input).is_file():
+        raise ConfigError(f"--engine ray needs a SMILES library file, got {args.input!r}")
+    if args.num_cpus is not None and (args.num_cpus < 1 or args.address):
+        raise ConfigError("--num-cpus must be >= 1 and is for a local Ray (not with --address)")
+    model = resolve_model_spec(args.model)
+    if model.lower() != ETKDG_SPEC:
+        if not Path(model).expanduser().is_file():
+            raise CheckpointError(f"--model: checkpoint {model!r} does not exist (or use --model etkdg)")
+        model = str(Path(model).expanduser().resolve())
+    job = BulkJob(
+        library=Path(args.input), out_dir=Path(args.output), model=model, template=_request("", args),
+        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+    )
+    with RayExecutor(model, job.template, address=args.address, num_cpus=args.num_cpus) as executor:
+        summary = run_bulk(job, executor, progress=not args.no_progress)
+    print(
+        f"{summary.molecules} molecule(s), {summary.failed} failed, {summary.conformers} conformer(s) in "
+        f"{summary.shards} shard(s) ({summary.shards_skipped} already done); manifest {summary.manifest}",
+        file=sys.stderr,
+    )
+    return 1 if summary.failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
     from adjoint_sampling.generation.loading import load_generator
 
     _validate_options(args)
+    if args.engine == "ray":
+        return _run_bulk(args)
+    _refuse_bulk_options(args)
     smiles_list = read_input_molecules(args.input)
     generator = load_generator(args.model)
     fmt = _output_format(args)
