@@ -22,6 +22,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,6 +64,25 @@ class JobRecord:
     error_reason: str | None
     error_message: str | None
     has_result: bool
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> JobRecord:
+        """A record from a row of ``id, status, request, molecules_total, molecules_done, attempts,
+        created_at, started_at, finished_at, error_reason, error_message, has_result`` (any store)."""
+        return cls(
+            id=row[0],
+            status=row[1],
+            request=json.loads(row[2]),
+            molecules_total=row[3],
+            molecules_done=row[4],
+            attempts=row[5],
+            created_at=row[6],
+            started_at=row[7],
+            finished_at=row[8],
+            error_reason=row[9],
+            error_message=row[10],
+            has_result=bool(row[11]),
+        )
 
 
 class JobStoreProtocol(Protocol):
@@ -130,22 +150,7 @@ class JobStore:
                 "finished_at, error_reason, error_message, result IS NOT NULL FROM jobs WHERE id = ?",
                 (job_id,),
             ).fetchone()
-        if row is None:
-            return None
-        return JobRecord(
-            id=row[0],
-            status=row[1],
-            request=json.loads(row[2]),
-            molecules_total=row[3],
-            molecules_done=row[4],
-            attempts=row[5],
-            created_at=row[6],
-            started_at=row[7],
-            finished_at=row[8],
-            error_reason=row[9],
-            error_message=row[10],
-            has_result=bool(row[11]),
-        )
+        return None if row is None else JobRecord.from_row(row)
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         """The stored result of a finished job (``None`` if there is none)."""

@@ -178,7 +178,7 @@ class PostgresJobStore:
     def get(self, job_id: str) -> JobRecord | None:
         with self._transaction() as cur:
             row = cur.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
-        return None if row is None else _record(row)
+        return None if row is None else JobRecord.from_row(row)
 
     def result(self, job_id: str) -> dict[str, Any] | None:
         """The stored result of a finished job (``None`` if there is none)."""
@@ -212,7 +212,7 @@ class PostgresJobStore:
                 (owner, lease_s, row[0]),
             ).fetchone()
             self._event(cur, row[0], "claimed", owner)
-        return _record(claimed)
+        return JobRecord.from_row(claimed)
 
     def renew(self, job_id: str, owner: str | None, lease_s: float) -> bool:
         """Extend ``owner``'s lease on ``job_id`` by ``lease_s`` from now; ``False`` if it lost the lease."""
@@ -316,22 +316,6 @@ class PostgresJobStore:
             (event, owner, job_id),
         )
 
-
-def _record(row: tuple[Any, ...]) -> JobRecord:
-    return JobRecord(
-        id=row[0],
-        status=row[1],
-        request=json.loads(row[2]),
-        molecules_total=row[3],
-        molecules_done=row[4],
-        attempts=row[5],
-        created_at=row[6],
-        started_at=row[7],
-        finished_at=row[8],
-        error_reason=row[9],
-        error_message=row[10],
-        has_result=bool(row[11]),
-    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ checked against the caller's values), never silently set to zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rdkit import Chem, RDLogger
 from rdkit.Chem.MolStandardize import rdMolStandardize
@@ -49,30 +50,13 @@ class ParsedMolecule:
         return int(self.mol.GetNumAtoms())
 
 
-def parse_smiles(
-    smiles: str,
-    *,
-    charge: int | None = None,
-    multiplicity: int | None = None,
-    max_atoms: int = DEFAULT_MAX_ATOMS,
-    allow_fragments: bool = False,
-    strip_fragments: bool = False,
-    allow_radicals: bool = False,
-    supported_elements: tuple[str, ...] = SUPPORTED_ELEMENTS,
-) -> ParsedMolecule:
+def parse_smiles(smiles: str, **options: Any) -> ParsedMolecule:
     """Parse and validate ``smiles``.
 
     Args:
         smiles: input SMILES.
-        charge: expected total charge; must equal the sum of formal charges if given (after any
-            fragments are stripped: the parent's charge).
-        multiplicity: expected multiplicity; must match the radical electrons if given.
-        max_atoms: limit on the number of atoms including hydrogens.
-        allow_fragments: accept several disconnected fragments (salts, mixtures) as one system.
-        strip_fragments: keep the largest organic fragment and strip the others (counter-ions,
-            solvents), reporting them in ``removed_fragments``.
-        allow_radicals: accept open-shell molecules (multiplicity > 1).
-        supported_elements: element symbols the model was trained on.
+        options: the checks of :func:`parse_mol` (``charge``, ``multiplicity``, ``max_atoms``,
+            ``allow_fragments``, ``strip_fragments``, ``allow_radicals``, ``supported_elements``).
 
     Raises:
         InvalidMoleculeError: with ``reason`` in ``InvalidMoleculeError.REASONS``.
@@ -95,11 +79,7 @@ def parse_smiles(
         RDLogger.EnableLog("rdApp.*")
     if mol is None:
         raise InvalidMoleculeError("invalid_smiles", f"RDKit cannot parse SMILES {text!r}")
-    return parse_mol(
-        mol, smiles=smiles, charge=charge, multiplicity=multiplicity, max_atoms=max_atoms,
-        allow_fragments=allow_fragments, strip_fragments=strip_fragments, allow_radicals=allow_radicals,
-        supported_elements=supported_elements,
-    )
+    return parse_mol(mol, smiles=smiles, **options)
 
 
 def parse_mol(
@@ -114,14 +94,27 @@ def parse_mol(
     allow_radicals: bool = False,
     supported_elements: tuple[str, ...] = SUPPORTED_ELEMENTS,
 ) -> ParsedMolecule:
-    """Validate an RDKit molecule (the checks and arguments of :func:`parse_smiles`).
+    """Validate an RDKit molecule.
 
     Hydrogens the molecule carries keep their place; missing ones are added after the heavy atoms,
     so the atom order is that of ``mol`` (as RDKit's ``EmbedMultipleConfs`` users expect). Stripped
     fragments change the atom order to that of the kept fragment.
 
     Args:
+        mol: the molecule (RDKit).
         smiles: the input as the caller gave it (default: RDKit's SMILES of ``mol``).
+        charge: expected total charge; must equal the sum of formal charges if given (after any
+            fragments are stripped: the parent's charge).
+        multiplicity: expected multiplicity; must match the radical electrons if given.
+        max_atoms: limit on the number of atoms including hydrogens.
+        allow_fragments: accept several disconnected fragments (salts, mixtures) as one system.
+        strip_fragments: keep the largest organic fragment and strip the others (counter-ions,
+            solvents), reporting them in ``removed_fragments``.
+        allow_radicals: accept open-shell molecules (multiplicity > 1).
+        supported_elements: element symbols the model was trained on.
+
+    Raises:
+        InvalidMoleculeError: with ``reason`` in ``InvalidMoleculeError.REASONS``.
     """
     if mol is None or mol.GetNumAtoms() == 0:
         raise InvalidMoleculeError("empty", "the molecule has no atoms")

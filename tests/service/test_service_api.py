@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import httpx
 import numpy as np
 import pytest
 from rdkit import Chem
@@ -33,12 +32,6 @@ def server(tmp_path_factory):
     )
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.base_url, timeout=60) as c:
-        yield c
 
 
 def _post(client, body, path="/v1/conformers"):

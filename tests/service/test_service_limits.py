@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from service_helpers import post_batch_past_the_limit
 
 from adjoint_sampling.service.testing import start_server
 
@@ -31,12 +32,6 @@ def server(tmp_path_factory):
     )
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.base_url, timeout=60) as c:
-        yield c
 
 
 def _inflight(client) -> float:
@@ -75,19 +70,7 @@ def test_full_server_answers_503_with_retry_after_and_slow_request_504(client):
 
 def test_batch_past_the_time_limit_returns_what_finished(client):
     _wait_inflight(client, 0)
-    body = {
-        "molecules": [{"smiles": "CCO"}, {"smiles": HEAVY["smiles"]}, {"smiles": "CCN"}],
-        "n_conformers": 4,
-        "relax": "xtb",
-    }
-    start = time.monotonic()
-    response = client.post("/v1/conformers/batch", json=body)
-    assert time.monotonic() - start < TIME_LIMIT_S + 1.5
-    assert response.status_code == 200, response.text
-    molecules = response.json()["molecules"]
-    assert [m["status"] for m in molecules][1:] == ["failed", "failed"]
-    assert [m["error"]["reason"] for m in molecules[1:]] == ["timeout", "timeout"]
-    assert molecules[1]["error"]["field"] == "molecules.1"
+    post_batch_past_the_limit(client, HEAVY["smiles"], TIME_LIMIT_S)
     _wait_inflight(client, 0)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from service_helpers import post_batch_past_the_limit
 
 from adjoint_sampling.core.cpu import available_cores
 from adjoint_sampling.generation.loading import load_generator
@@ -33,12 +34,6 @@ def server(tmp_path_factory):
     )
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.base_url, timeout=60) as c:
-        yield c
 
 
 def _metrics(client) -> dict[str, float]:
@@ -118,19 +113,7 @@ def test_request_past_its_limit_frees_its_slot_at_once_and_its_process_is_replac
 
 def test_batch_past_the_time_limit_returns_what_finished_and_frees_its_slot(client):
     _wait_workers_ready(client)
-    body = {
-        "molecules": [{"smiles": "CCO"}, {"smiles": HEAVY["smiles"]}, {"smiles": "CCN"}],
-        "n_conformers": 4,
-        "relax": "xtb",
-    }
-    start = time.monotonic()
-    response = client.post("/v1/conformers/batch", json=body)
-    assert time.monotonic() - start < TIME_LIMIT_S + 1.5
-    assert response.status_code == 200, response.text
-    molecules = response.json()["molecules"]
-    assert [m["status"] for m in molecules][1:] == ["failed", "failed"]
-    assert [m["error"]["reason"] for m in molecules[1:]] == ["timeout", "timeout"]
-    assert molecules[1]["error"]["field"] == "molecules.1"
+    post_batch_past_the_limit(client, HEAVY["smiles"], TIME_LIMIT_S)
     after = time.monotonic()
     assert client.post("/v1/conformers", json=LIGHT).status_code == 200
     assert time.monotonic() - after < 1.0
