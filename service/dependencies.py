@@ -60,13 +60,7 @@ State = Annotated[ServiceState, Depends(get_state)]
 def require_ready(state: State) -> ConformerGenerator:
     """The warmed-up generator, or a 503 ``not_ready`` with ``Retry-After``."""
     if not state.ready.is_set() or state.generator is None:
-        raise ApiError(
-            503,
-            None,
-            "not_ready",
-            "the model is still warming up",
-            headers={"Retry-After": str(state.settings.retry_after_s)},
-        )
+        raise ApiError.retry_later("not_ready", "the model is still warming up", state.settings.retry_after_s)
     return state.generator
 
 
@@ -141,12 +135,9 @@ def _acquire_slot(state: ServiceState) -> None:
     """Take a concurrency slot (and count it in flight), or raise the 503 ``overloaded``."""
     settings = state.settings
     if not state.limiter.try_acquire():
-        raise ApiError(
-            503,
-            None,
-            "overloaded",
-            f"{settings.max_concurrency} request(s) are computing; retry later or submit a job",
-            headers={"Retry-After": str(settings.retry_after_s)},
+        raise ApiError.retry_later(
+            "overloaded", f"{settings.max_concurrency} request(s) are computing; retry later or submit a job",
+            settings.retry_after_s,
         )
     state.metrics.inflight.inc()
 

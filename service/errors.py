@@ -62,6 +62,11 @@ class ApiError(Exception):
     def detail(self) -> ErrorDetail:
         return ErrorDetail(status=self.status, field=self.field, reason=self.reason, message=self.message)
 
+    @classmethod
+    def retry_later(cls, reason: str, message: str, retry_after_s: float) -> ApiError:
+        """A 503 with ``Retry-After`` (busy, queue full, not ready yet)."""
+        return cls(503, None, reason, message, headers={"Retry-After": str(retry_after_s)})
+
 
 class BodyTooLarge(StarletteHTTPException):
     """The streamed request body passed the size limit (FastAPI re-raises HTTPExceptions as is)."""

@@ -21,12 +21,8 @@ async def post_job(body: BatchRequest, response: Response, state: State) -> JobI
     check_count(len(body.molecules), settings.max_job_molecules, "max_job_molecules")
     assert state.store is not None and state.runner is not None
     if state.store.count("queued") >= settings.max_queued_jobs:
-        raise ApiError(
-            503,
-            None,
-            "queue_full",
-            f"{settings.max_queued_jobs} jobs are queued; retry later",
-            headers={"Retry-After": str(settings.retry_after_s)},
+        raise ApiError.retry_later(
+            "queue_full", f"{settings.max_queued_jobs} jobs are queued; retry later", settings.retry_after_s
         )
     job_id = state.store.create(body.model_dump(mode="json"), len(body.molecules))
     state.metrics.jobs.labels("queued").inc()
