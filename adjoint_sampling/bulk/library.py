@@ -1,8 +1,8 @@
 """A SMILES library read lazily: ``.smi`` / ``.smiles`` / ``.txt`` files, optionally gzip-compressed.
 
-Lines follow :func:`adjoint_sampling.problems.molecular.dataset.read_smiles_file`: whitespace-separated
-columns, the SMILES is the second column of SPICE lists (``count smiles id`` with a header) or else the
-first; lines starting with ``#`` are comments. Molecules are numbered from 0 in file order.
+Lines are read as SMILES files are (:func:`adjoint_sampling.problems.molecular.dataset.smiles_of_line`):
+whitespace-separated columns, the SMILES is the second column of SPICE lists (``count smiles id`` with a
+header) or else the first; lines starting with ``#`` are comments. Molecules are numbered from 0 in file order.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TextIO
 
 from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.problems.molecular.dataset import smiles_of_line
 
 __all__ = ["LIBRARY_SUFFIXES", "Batch", "LibraryEntry", "count_library", "iter_batches", "iter_library"]
 
 LIBRARY_SUFFIXES: tuple[str, ...] = (".smi", ".smiles", ".txt")
-HEADER_WORDS: frozenset[str] = frozenset({"smiles", "rotatable_bonds"})
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,6 @@ def _open(path: Path) -> TextIO:
     return open(path, encoding="utf-8")
 
 
-def _smiles_of_line(line: str) -> str | None:
-    fields = line.split()
-    if not fields or fields[0].startswith("#"):
-        return None
-    if len(fields) >= 2 and fields[0].lstrip("-").isdigit():
-        return fields[1]  # count, smiles, id
-    if fields[0].lower() in HEADER_WORDS:
-        return None
-    return fields[0]
-
-
 def iter_library(path: str | Path) -> Iterator[LibraryEntry]:
     """The library's molecules one at a time (the file is streamed, never held in memory).
 
@@ -78,7 +67,7 @@ def iter_library(path: str | Path) -> Iterator[LibraryEntry]:
     try:
         with _open(path) as fh:
             for line in fh:
-                smiles = _smiles_of_line(line)
+                smiles = smiles_of_line(line)
                 if smiles is not None:
                     yield LibraryEntry(index, smiles)
                     index += 1

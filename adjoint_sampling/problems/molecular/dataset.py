@@ -61,6 +61,19 @@ class MoleculeRecord:
         return self.topology.num_torsions
 
 
+def smiles_of_line(line: str) -> str | None:
+    """The SMILES of one line of a SMILES list (``None`` for blank, comment and header lines): the second
+    column of SPICE rows (``count smiles id``), else the first column."""
+    fields = line.split()
+    if not fields or fields[0].startswith("#"):
+        return None
+    if len(fields) >= 2 and fields[0].lstrip("-").isdigit():
+        return fields[1]  # count, smiles, id
+    if fields[0].lower() in ("smiles", "rotatable_bonds"):
+        return None
+    return fields[0]
+
+
 def read_smiles_file(path: str | Path) -> list[str]:
     """SMILES of a ``.smi``/``.txt`` file: whitespace-separated columns, the SMILES is the column
     of SPICE lists (``count<TAB>smiles<TAB>id`` with a header) or else the first; lines starting
@@ -72,15 +85,7 @@ def read_smiles_file(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"SMILES file {str(path)!r} does not exist")
-    smiles: list[str] = []
-    for line in path.read_text().splitlines():
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        if len(fields) >= 2 and fields[0].lstrip("-").isdigit():
-            smiles.append(fields[1])  # count, smiles, id
-        elif fields[0].lower() not in ("smiles", "rotatable_bonds"):
-            smiles.append(fields[0])
+    smiles = [s for s in map(smiles_of_line, path.read_text().splitlines()) if s is not None]
     if not smiles:
         raise ConfigError(f"SMILES file {str(path)!r} holds no SMILES")
     return smiles
