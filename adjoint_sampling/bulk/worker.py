@@ -8,17 +8,15 @@ engine calls it in-process.
 from __future__ import annotations
 
 import gzip
-import io
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from rdkit import Chem
 
 from adjoint_sampling.bulk.library import Batch, LibraryEntry
 from adjoint_sampling.core.errors import AdjointSamplingError, InvalidMoleculeError, InvalidOptionError
-from adjoint_sampling.generation.formats import conformer_to_mol
+from adjoint_sampling.generation.formats import conformers_to_sdf
 from adjoint_sampling.generation.types import ConformerSet, GenerationRequest
 
 __all__ = ["STATUS_FAILED", "STATUS_OK", "BatchWorker", "ManifestRow", "ShardResult", "shard_sdf"]
@@ -69,17 +67,8 @@ class ShardResult:
 
 def shard_sdf(results: list[tuple[LibraryEntry, ConformerSet]]) -> bytes:
     """Gzip-compressed SDF of the conformer sets, each record tagged with its molecule's ``library_index``."""
-    buffer = io.StringIO()
-    writer = Chem.SDWriter(buffer)
-    try:
-        for entry, cs in results:
-            for conformer in cs.conformers:
-                mol = conformer_to_mol(cs, conformer)
-                mol.SetIntProp(LIBRARY_INDEX_TAG, entry.index)
-                writer.write(mol)
-    finally:
-        writer.close()
-    return gzip.compress(buffer.getvalue().encode("utf-8"), compresslevel=6, mtime=0)
+    text = "".join(conformers_to_sdf(cs, {LIBRARY_INDEX_TAG: entry.index}) for entry, cs in results)
+    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
 
 
 class BatchWorker:

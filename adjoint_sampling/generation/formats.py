@@ -61,13 +61,17 @@ def conformer_to_mol(cs: ConformerSet, conformer: Conformer) -> Chem.Mol:
     return mol
 
 
-def conformers_to_sdf(cs: ConformerSet) -> str:
-    """One SDF record per conformer (explicit hydrogens, bonds of ``cs.mol``, tags as above)."""
+def conformers_to_sdf(cs: ConformerSet, extra_tags: dict[str, int] | None = None) -> str:
+    """One SDF record per conformer (explicit hydrogens, bonds of ``cs.mol``, tags as above, plus
+    ``extra_tags`` on every record)."""
     buffer = io.StringIO()
     writer = Chem.SDWriter(buffer)
     try:
         for conformer in cs.conformers:
-            writer.write(conformer_to_mol(cs, conformer))
+            mol = conformer_to_mol(cs, conformer)
+            for name, value in (extra_tags or {}).items():
+                mol.SetIntProp(name, int(value))
+            writer.write(mol)
     finally:
         writer.close()
     return buffer.getvalue()
