@@ -26,7 +26,9 @@ from adjoint_sampling.core.paths import SHARED_DATA_DIR
 from adjoint_sampling.labelling.config import SPLITS, LabelConfig, SplitFractions
 from adjoint_sampling.problems.molecular.dataset import read_smiles_file
 
-__all__ = ["MoleculeEntry", "DEFAULT_SMILES_FILE", "canonical_smiles", "molecule_entries", "split_of", "parse_shard"]
+__all__ = [
+    "MoleculeEntry", "DEFAULT_SMILES_FILE", "canonical_smiles", "molecule_id", "molecule_entries", "split_of", "parse_shard",
+]
 
 DEFAULT_SMILES_FILE = SHARED_DATA_DIR / "spice_train.txt"
 
@@ -68,6 +70,11 @@ def canonical_smiles(smiles: str) -> str:
     return smiles if mol is None else Chem.MolToSmiles(mol)
 
 
+def molecule_id(canonical: str) -> str:
+    """The stable id of a molecule: ``mol-`` + 16 hex digits of its canonical SMILES' SHA-256."""
+    return f"mol-{_digest(canonical):016x}"
+
+
 def split_of(canonical: str, fractions: SplitFractions) -> str:
     """The split of a molecule: a uniform number from the SHA-256 of its canonical SMILES, cut at
     the cumulative fractions (train, validation, test)."""
@@ -95,7 +102,7 @@ def molecule_entries(config: LabelConfig) -> list[MoleculeEntry]:
         text = unique[canonical]
         index = len(entries)
         entries.append(MoleculeEntry(
-            index=index, smiles=text, canonical=canonical, mol_id=f"mol-{_digest(canonical):016x}",
+            index=index, smiles=text, canonical=canonical, mol_id=molecule_id(canonical),
             chunk=index // config.molecules_per_file, split=split_of(canonical, config.split),
             seed=_digest(f"seed:{config.seed}:{canonical}") & 0x7FFFFFFF,
         ))
