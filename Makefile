@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,mace]'
+	$(PY) -m pip install --quiet --no-deps 'mace-torch==0.3.16'  # see the "mace" extra in pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,10 +1,12 @@
 """Speed of the GNN potential against tblite GFN2-xTB: energy + forces per conformer, one thread.
 
-For each molecule: 64 ETKDG conformers, the `gnn` backend at three model sizes (random weights:
-speed does not depend on them) timed over ``--repeats`` batched calls, and tblite on ``--xtb-conformers``
-of the same conformers, in the same process. Prints a table and writes ``--output`` (JSON).
+For each molecule: 64 ETKDG conformers, the `gnn` backend for each ``--checkpoint`` (trained models
+of any architecture; without any, three NequIP sizes with random weights: speed does not depend on
+them) timed over ``--repeats`` batched calls, and tblite on ``--xtb-conformers`` of the same
+conformers, in the same process. Prints a table and writes ``--output`` (JSON).
 
     OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.gnn_speed --output benchmarks/results/gnn_speed.json
+    OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.gnn_speed --checkpoint a/gnn.pt --checkpoint b/gnn.pt
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 from adjoint_sampling.chemistry.embedding import rdkit_conformers
 from adjoint_sampling.chemistry.graph import atomic_system
 from adjoint_sampling.chemistry.parsing import parse_smiles
-from adjoint_sampling.energy.gnn import GNNCheckpoint, GNNEnergy
+from adjoint_sampling.energy.gnn import GNNCheckpoint, GNNEnergy, load_gnn_checkpoint
 from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential
 from adjoint_sampling.energy.registry import build_energy
 
@@ -44,9 +46,24 @@ def _ms_per_conformer(fn, positions: torch.Tensor, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats / len(positions) * 1e3
 
 
-def measure(batch: int = 64, repeats: int = 3, xtb_conformers: int = 4) -> list[dict[str, object]]:
-    """One row per molecule: atoms, ms per conformer for each GNN size and for tblite."""
+def _candidates(checkpoints: list[Path] | None) -> dict[str, GNNCheckpoint]:
+    """Name -> checkpoint of each model to time (random-weight ``SIZES`` without ``checkpoints``)."""
+    if checkpoints:
+        return {f"{path.parent.name or path.stem}: {load_gnn_checkpoint(path).hparams.architecture}":
+                load_gnn_checkpoint(path) for path in checkpoints}
+    out = {}
+    for name, hparams in SIZES.items():
+        model = GNNPotential(hparams).eval()
+        out[name] = GNNCheckpoint(hparams, model.state_dict(), hparams.elements, (hparams.min_charge, hparams.max_charge))
+    return out
+
+
+def measure(
+    batch: int = 64, repeats: int = 3, xtb_conformers: int = 4, checkpoints: list[Path] | None = None
+) -> list[dict[str, object]]:
+    """One row per molecule: atoms, ms per conformer for each GNN and for tblite."""
     torch.set_num_threads(1)
+    candidates = _candidates(checkpoints)
     rows = []
     for smiles in MOLECULES:
         parsed = parse_smiles(smiles)
@@ -55,13 +72,11 @@ def measure(batch: int = 64, repeats: int = 3, xtb_conformers: int = 4) -> list[
         conformers = rdkit_conformers(parsed.mol, batch, seed=0)
         positions = conformers[torch.arange(batch) % conformers.shape[0]]
         row: dict[str, object] = {"molecule": label, "smiles": smiles, "atoms": system.num_atoms, "batch": batch}
-        for name, hparams in SIZES.items():
-            model = GNNPotential(hparams).eval()
-            backend = GNNEnergy(checkpoint=GNNCheckpoint(
-                hparams, model.state_dict(), hparams.elements, (hparams.min_charge, hparams.max_charge)
-            ))
+        for name, checkpoint in candidates.items():
+            backend = GNNEnergy(checkpoint=checkpoint)
+            backend.max_train_atoms = None  # timing only: no size warning
             row[name] = _ms_per_conformer(lambda p: backend.energy_and_forces(system, p), positions, repeats)
-            row[f"{name} parameters"] = sum(p.numel() for p in model.parameters())
+            row[f"{name} parameters"] = sum(p.numel() for p in backend.model.network.parameters())
         xtb = build_energy("xtb", num_workers=1)
         row["tblite GFN2-xTB"] = _ms_per_conformer(
             lambda p: xtb.energy_and_forces(system, p), positions[:xtb_conformers], 1
@@ -75,13 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--xtb-conformers", type=int, default=4)
+    parser.add_argument("--checkpoint", type=Path, action="append", default=None,
+                        help="trained GNN checkpoint to time (repeatable; default: random-weight NequIP sizes)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    rows = measure(args.batch, args.repeats, args.xtb_conformers)
+    rows = measure(args.batch, args.repeats, args.xtb_conformers, args.checkpoint)
+    names = [k for k in rows[0] if k.endswith(" parameters")]
     for row in rows:
         xtb = row["tblite GFN2-xTB"]
-        gnn = ", ".join(f"{name.split(':')[0]} {row[name]:.2f} ms ({xtb / row[name]:.0f}x)" for name in SIZES)
+        gnn = ", ".join(
+            f"{name.split(':')[0]} {row[name[:-11]]:.2f} ms ({xtb / row[name[:-11]]:.0f}x)" for name in names
+        )
         print(f"{row['molecule']} ({row['atoms']}): tblite {xtb:.1f} ms; gnn {gnn}")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

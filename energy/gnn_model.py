@@ -1,23 +1,25 @@
-"""A small NequIP-style interatomic potential built from e3nn parts, for fast CPU energies and forces.
+"""GNN interatomic potentials built from kept libraries, for fast CPU energies and forces.
 
-Conformers of one molecule are batched: positions ``(B, N, 3)`` angstrom, atomic numbers ``(N,)``,
-one total charge. Edges join all atom pairs of a conformer closer than ``cutoff`` (plain torch, no
-radius-graph library). Each layer sends ``TensorProduct(h_src, Y(r_hat))`` messages weighted by a
-radial MLP of a Bessel basis times a smooth polynomial envelope (so the energy is smooth at the
-cutoff), mixes channels with ``o3.Linear`` after aggregation, adds a self-connection and applies a
-``Gate``. Per-atom scalars are read out to per-atom energies; the total energy is their sum plus a
-float64 per-element reference (fitted by the trainer). The total charge is embedded and added to
-every atom's initial features. Forces are ``-dE/dx`` by autograd (energy-conserving).
+Two architectures behind one :class:`GNNPotential` (chosen by ``GNNHParams.architecture``):
+
+- ``"nequip"``: a small NequIP-style network of e3nn parts. Each layer sends
+  ``TensorProduct(h_src, Y(r_hat))`` messages weighted by a radial MLP of a Bessel basis times a
+  smooth polynomial envelope (smooth at the cutoff), mixes channels with ``o3.Linear`` after
+  aggregation, adds a self-connection and applies a ``Gate``; per-atom scalars are read out.
+- ``"mace"``: mace-torch's MACE (higher body-order messages), see :mod:`energy.gnn_mace`.
+
+Both read a :class:`~adjoint_sampling.energy.gnn_graph.ConformerGraph` (conformers of any molecules
+as one graph) and return per-atom energies; the total energy is their sum times a fitted scale
+plus a float64 per-element reference (fitted by the trainer). The total charge is an input
+(embedded and added to every atom's features). Forces are ``-dE/dx`` by autograd (energy-conserving).
 
 Units: angstrom in, kcal/mol out. The network runs in its parameters' dtype (float32 by default);
-the per-element reference sum is added in float64.
+the scale and per-element reference are applied in float64.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 from e3nn import o3
@@ -25,55 +27,14 @@ from e3nn.math import soft_one_hot_linspace
 from e3nn.nn import Gate
 from torch import Tensor, nn
 
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.energy.gnn_graph import ConformerGraph, conformer_graph
+from adjoint_sampling.energy.gnn_hparams import ARCHITECTURES, DEFAULT_ELEMENTS, GNNHParams
+
 __all__ = [
-    "DEFAULT_ELEMENTS", "GNNHParams", "GNNPotential", "energy_and_forces", "neighbour_pairs", "polynomial_envelope"
+    "ARCHITECTURES", "DEFAULT_ELEMENTS", "GNNHParams", "GNNPotential", "NequIPNetwork", "build_network",
+    "energy_and_forces", "polynomial_envelope",
 ]
-
-DEFAULT_ELEMENTS: tuple[int, ...] = (1, 6, 7, 8, 9, 15, 16, 17, 35, 53)
-"""H C N O F P S Cl Br I."""
-
-
-@dataclass(frozen=True)
-class GNNHParams:
-    """Hyper-parameters of :class:`GNNPotential` (stored in checkpoints).
-
-    Attributes:
-        elements: supported atomic numbers, in embedding order.
-        min_charge / max_charge: range of total charges with an embedding row.
-        num_scalars / num_vectors: multiplicities of the ``0e`` and ``1o`` node features.
-        num_layers: interaction layers.
-        lmax: largest degree of the edge spherical harmonics (1 or 2).
-        cutoff: neighbour cutoff, angstrom.
-        num_basis: Bessel radial basis functions.
-        radial_hidden: width of the radial MLP.
-        avg_num_neighbors: messages are summed and divided by its square root.
-        envelope_p: exponent of the polynomial cutoff envelope.
-    """
-
-    elements: tuple[int, ...] = DEFAULT_ELEMENTS
-    min_charge: int = -2
-    max_charge: int = 2
-    num_scalars: int = 16
-    num_vectors: int = 8
-    num_layers: int = 2
-    lmax: int = 1
-    cutoff: float = 5.0
-    num_basis: int = 8
-    radial_hidden: int = 16
-    avg_num_neighbors: float = 20.0
-    envelope_p: int = 6
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["elements"] = list(self.elements)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GNNHParams:
-        data = dict(data)
-        data["elements"] = tuple(int(z) for z in data.get("elements", DEFAULT_ELEMENTS))
-        return cls(**data)
-
 
 def polynomial_envelope(x: Tensor, p: int) -> Tensor:
     """NequIP's smooth cutoff ``u(x)`` of ``x = r / cutoff`` (any shape): 1 at 0, 0 with p-1 zero
@@ -85,21 +46,6 @@ def polynomial_envelope(x: Tensor, p: int) -> Tensor:
         - p * (p + 1.0) / 2.0 * x.pow(p + 2)
     )
     return out * (x < 1.0)
-
-
-def neighbour_pairs(positions: Tensor, cutoff: float) -> tuple[Tensor, Tensor]:
-    """Directed pairs ``(src, dst)`` ``(E,)`` long of flattened atoms ``b * N + i`` closer than ``cutoff``.
-
-    ``positions`` is ``(B, N, 3)`` angstrom; pairs never cross conformers. The selection is not
-    differentiated (the envelope makes the energy smooth where pairs enter or leave).
-    """
-    n = positions.shape[1]
-    with torch.no_grad():
-        dist = torch.cdist(positions, positions)
-        mask = dist < cutoff
-        mask &= ~torch.eye(n, dtype=torch.bool, device=positions.device)
-        b, i, j = mask.nonzero(as_tuple=True)
-    return b * n + j, b * n + i
 
 
 class Interaction(nn.Module):
@@ -148,22 +94,13 @@ class Interaction(nn.Module):
         return out + x if self.residual else out
 
 
-class GNNPotential(nn.Module):
-    """Energies ``(B,)`` kcal/mol float64 of conformers ``(B, N, 3)`` angstrom of one molecule.
+class NequIPNetwork(nn.Module):
+    """Per-atom energies ``(A,)`` of a :class:`ConformerGraph`: species and charge embedding, gated
+    tensor-product interactions, a scalar MLP readout (architecture ``"nequip"``)."""
 
-    Buffers fitted outside gradient descent: ``atom_reference`` ``(S,)`` float64 kcal/mol per element,
-    ``energy_scale`` (scales the network's per-atom output, kcal/mol).
-    """
-
-    def __init__(self, hparams: GNNHParams | None = None) -> None:
+    def __init__(self, hp: GNNHParams) -> None:
         super().__init__()
-        hp = hparams or GNNHParams()
         self.hparams = hp
-        index = torch.full((max(hp.elements) + 1,), -1, dtype=torch.long)
-        index[list(hp.elements)] = torch.arange(len(hp.elements))
-        self.register_buffer("species_index", index, persistent=False)
-        self.register_buffer("atom_reference", torch.zeros(len(hp.elements), dtype=torch.float64))
-        self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
         self.species_embedding = nn.Embedding(len(hp.elements), hp.num_scalars)
         self.charge_embedding = nn.Embedding(hp.max_charge - hp.min_charge + 1, hp.num_scalars)
         self.irreps_sh = o3.Irreps.spherical_harmonics(hp.lmax)
@@ -178,32 +115,77 @@ class GNNPotential(nn.Module):
             nn.Linear(hp.num_scalars, hp.num_scalars), nn.SiLU(), nn.Linear(hp.num_scalars, 1)
         )
 
-    def species(self, atomic_numbers: Tensor) -> Tensor:
-        """Embedding rows ``(N,)`` of ``atomic_numbers`` ``(N,)`` (all must be in ``hparams.elements``)."""
-        return self.species_index[atomic_numbers]
-
-    def forward(self, positions: Tensor, atomic_numbers: Tensor, charge: int) -> Tensor:
-        """Energies ``(B,)`` float64 kcal/mol; ``positions`` ``(B, N, 3)`` angstrom, ``atomic_numbers`` ``(N,)``."""
+    def forward(self, graph: ConformerGraph) -> Tensor:
+        """Per-atom energies ``(A,)`` (network dtype, before the energy scale)."""
         hp = self.hparams
-        batch, n, _ = positions.shape
-        dtype = self.species_embedding.weight.dtype
-        pos = positions.to(dtype)
-        species = self.species(atomic_numbers)
-        charge_row = torch.tensor(int(charge) - hp.min_charge, device=pos.device)
-        x0 = self.species_embedding(species) + self.charge_embedding(charge_row)[None, :]
-        x = x0.repeat(batch, 1)
-        src, dst = neighbour_pairs(pos, hp.cutoff)
-        flat = pos.reshape(batch * n, 3)
-        vec = flat[src] - flat[dst]
+        charge_rows = (graph.charge - hp.min_charge)[graph.conformer]
+        x = self.species_embedding(graph.species) + self.charge_embedding(charge_rows)
+        vec = graph.edge_vectors()
         length = vec.norm(dim=1)
         edge_sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
         basis = soft_one_hot_linspace(length, 0.0, hp.cutoff, hp.num_basis, basis="bessel", cutoff=True)
         edge_radial = basis * polynomial_envelope(length / hp.cutoff, hp.envelope_p)[:, None]
         for layer in self.layers:
-            x = layer(x, src, dst, edge_sh, edge_radial)
-        atom_energy = self.readout(x[:, : hp.num_scalars]).reshape(batch, n)
-        reference = self.atom_reference[species].sum()
-        return reference + self.energy_scale * atom_energy.sum(dim=1).to(torch.float64)
+            x = layer(x, graph.src, graph.dst, edge_sh, edge_radial)
+        return self.readout(x[:, : hp.num_scalars]).squeeze(-1)
+
+
+def build_network(hp: GNNHParams) -> nn.Module:
+    """The network of ``hp.architecture``: a module mapping a :class:`ConformerGraph` to per-atom energies ``(A,)``.
+
+    Raises:
+        ConfigError: an unknown architecture, or ``"mace"`` without the mace-torch package.
+    """
+    if hp.architecture == "nequip":
+        return NequIPNetwork(hp)
+    if hp.architecture == "mace":
+        from adjoint_sampling.energy.gnn_mace import MACENetwork
+
+        return MACENetwork(hp)
+    raise ConfigError(f"unknown GNN architecture {hp.architecture!r} (known: {', '.join(ARCHITECTURES)})")
+
+
+class GNNPotential(nn.Module):
+    """Energies (float64, kcal/mol) of conformers: a network's per-atom energies times ``energy_scale``,
+    summed per conformer, plus a float64 per-element reference.
+
+    Buffers fitted outside gradient descent: ``atom_reference`` ``(S,)`` float64 kcal/mol per element,
+    ``energy_scale`` (scales the network's per-atom output, kcal/mol).
+    """
+
+    def __init__(self, hparams: GNNHParams | None = None) -> None:
+        super().__init__()
+        hp = hparams or GNNHParams()
+        self.hparams = hp
+        index = torch.full((max(hp.elements) + 1,), -1, dtype=torch.long)
+        index[list(hp.elements)] = torch.arange(len(hp.elements))
+        self.register_buffer("species_index", index, persistent=False)
+        self.register_buffer("atom_reference", torch.zeros(len(hp.elements), dtype=torch.float64))
+        self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
+        self.network = build_network(hp)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.network.parameters()).dtype
+
+    def species(self, atomic_numbers: Tensor) -> Tensor:
+        """Embedding rows ``(N,)`` of ``atomic_numbers`` ``(N,)`` (all must be in ``hparams.elements``)."""
+        return self.species_index[atomic_numbers.to(self.species_index.device)]
+
+    def graph(self, positions: Tensor, atomic_numbers: Tensor, charge: int, molecule: int = 0) -> ConformerGraph:
+        """The :class:`ConformerGraph` of conformers ``(B, N, 3)`` angstrom of one molecule (cast to the network dtype)."""
+        return conformer_graph(positions.to(self.dtype), self.species(atomic_numbers), charge, self.hparams.cutoff,
+                               molecule)
+
+    def graph_energy(self, graph: ConformerGraph) -> Tensor:
+        """Energies ``(C,)`` float64 kcal/mol of the conformers of ``graph``."""
+        atom = self.network(graph).to(torch.float64) * self.energy_scale + self.atom_reference[graph.species]
+        out = torch.zeros(graph.num_conformers, dtype=torch.float64, device=atom.device)
+        return out.index_add(0, graph.conformer, atom)
+
+    def forward(self, positions: Tensor, atomic_numbers: Tensor, charge: int) -> Tensor:
+        """Energies ``(B,)`` float64 kcal/mol; ``positions`` ``(B, N, 3)`` angstrom, ``atomic_numbers`` ``(N,)``."""
+        return self.graph_energy(self.graph(positions, atomic_numbers, charge))
 
 
 def energy_and_forces(

@@ -1,7 +1,9 @@
-"""`adjoint-sampling train CONFIG.yaml [--run-dir DIR]`: train, or resume a stopped run.
+"""`adjoint-sampling train CONFIG.yaml [--run-dir DIR] [--device DEV]`: train, or resume a stopped run.
 
-Running the same command again continues from the last checkpoint in the run directory.
-Multi-process: ``torchrun --nproc_per_node=2 -m adjoint_sampling.cli train CONFIG.yaml``.
+Two kinds of job: a sampler (controller) job, and a GNN potential job (a config with a ``fit``
+section, ``configs/energy_*.yaml``). Running the same command again continues from the last
+checkpoint in the run directory. Multi-process: ``torchrun --nproc_per_node=2 -m adjoint_sampling.cli
+train CONFIG.yaml``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML job config")
     parser.add_argument("--run-dir", default=None, help="run directory (default: run_dir of the config)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--device", default=None,
+                        help="GNN potential jobs: cpu, cuda or auto (default: CUDA when available)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from adjoint_sampling.labelling.fit_job import is_energy_fit_config, run_energy_fit_job
+    from adjoint_sampling.training.config import read_yaml
+
+    if is_energy_fit_config(read_yaml(args.config)):
+        path = run_energy_fit_job(args.config, args.run_dir, device=args.device)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"GNN potential written to {path}")
+        return 0
+    if args.device not in (None, "cpu", "auto"):
+        from adjoint_sampling.core.errors import ConfigError
+
+        raise ConfigError("--device applies to GNN potential jobs only (sampler training runs on the CPU)")
     from adjoint_sampling.training.jobs import run_training_job  # imports torch: only when training
 
     counters = run_training_job(args.config, args.run_dir, progress=not args.no_progress)

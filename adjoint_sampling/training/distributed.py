@@ -46,6 +46,28 @@ class DistributedContext:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return t.tolist()
 
+    def mean(self, values: list[float]) -> list[float]:
+        """Mean of float values over ranks (identity for one process)."""
+        return [v / self.world_size for v in self.sum(values)]
+
+    def average_gradients(self, model: nn.Module) -> None:
+        """Average the parameters' gradients over ranks in place (for models that cannot be DDP-wrapped,
+        such as force-trained potentials, whose loss needs a double backward)."""
+        if not self.enabled:
+            return
+        for param in model.parameters():
+            if param.grad is not None:
+                dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+                param.grad /= self.world_size
+
+    def gather_states(self, state: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's ``state`` (a 1-d uint8 tensor such as a generator state), in rank order."""
+        if not self.enabled:
+            return [state]
+        out = [torch.empty_like(state) for _ in range(self.world_size)]
+        dist.all_gather(out, state)
+        return out
+
     def all_equal(self, value: int) -> bool:
         """Whether all ranks hold the same integer."""
         if not self.enabled:

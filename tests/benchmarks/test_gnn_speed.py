@@ -18,3 +18,22 @@ def test_every_molecule_and_size_is_timed(tmp_path, capsys):
         sizes = [row[f"{name} parameters"] for name in SIZES]
         assert sizes == sorted(sizes)
     assert capsys.readouterr().out.count("tblite") == len(MOLECULES)
+
+
+def test_trained_checkpoints_of_both_architectures_are_timed(tmp_path, capsys):
+    from adjoint_sampling.energy.gnn import save_gnn_checkpoint
+    from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential
+
+    paths = []
+    for arch, channels in (("nequip", 4), ("mace", 4)):
+        path = tmp_path / arch / "gnn.pt"
+        path.parent.mkdir()
+        save_gnn_checkpoint(path, GNNPotential(GNNHParams(architecture=arch, num_scalars=channels,
+                                                          num_vectors=channels, radial_hidden=4)))
+        paths += ["--checkpoint", str(path)]
+    out = tmp_path / "speed.json"
+    assert main(["--batch", "2", "--repeats", "1", "--xtb-conformers", "1", *paths, "--output", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    for row in rows:
+        assert row["nequip: nequip"] > 0 and row["mace: mace"] > 0
+    assert capsys.readouterr().out.count("mace") == len(MOLECULES)

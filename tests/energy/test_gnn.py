@@ -15,11 +15,17 @@ from adjoint_sampling.core.atomic_system import AtomicSystem
 from adjoint_sampling.core.errors import CheckpointError, ConfigError, InvalidMoleculeError
 from adjoint_sampling.core.geometry import random_orthogonal
 from adjoint_sampling.energy.gnn import GNNCheckpoint, GNNEnergy, load_gnn_checkpoint, save_gnn_checkpoint
+from adjoint_sampling.energy.gnn_graph import concat_graphs
 from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential, polynomial_envelope
 from adjoint_sampling.energy.registry import build_energy
 from adjoint_sampling.energy.relax import relax
 
 HP = GNNHParams(num_scalars=8, num_vectors=4, num_layers=2, radial_hidden=8)
+ARCHITECTURE_HP = {
+    "nequip": HP,
+    "mace": GNNHParams(architecture="mace", num_scalars=8, num_vectors=8, num_layers=2, lmax=2, radial_hidden=8,
+                       correlation=2),
+}
 
 
 def _random_model(hp: GNNHParams = HP, seed: int = 0) -> GNNPotential:
@@ -43,9 +49,10 @@ def molecule() -> tuple[AtomicSystem, torch.Tensor]:
     return atomic_system(parsed), rdkit_conformers(parsed.mol, 3, seed=1)
 
 
-def test_forces_are_minus_the_gradient(molecule, numerical_forces):
+@pytest.mark.parametrize("architecture", ["nequip", "mace"])
+def test_forces_are_minus_the_gradient(molecule, numerical_forces, architecture):
     system, pos = molecule
-    model = _backend()
+    model = _backend(ARCHITECTURE_HP[architecture])
     result = model.energy_and_forces(system, pos[:2])
     assert result.ok.all() and result.energy.dtype == torch.float64 and result.forces.dtype == torch.float64
     assert result.forces.abs().max() > 1e-2
@@ -53,10 +60,14 @@ def test_forces_are_minus_the_gradient(molecule, numerical_forces):
     assert torch.allclose(result.forces, numeric, atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("lmax", [1, 2])
-def test_energy_is_invariant_to_rotation_translation_and_permutation(molecule, lmax):
+@pytest.mark.parametrize("hparams", [
+    GNNHParams(num_scalars=8, num_vectors=4, radial_hidden=8, lmax=1),
+    GNNHParams(num_scalars=8, num_vectors=4, radial_hidden=8, lmax=2),
+    ARCHITECTURE_HP["mace"],
+], ids=["nequip-lmax1", "nequip-lmax2", "mace-lmax2"])
+def test_energy_is_invariant_to_rotation_translation_and_permutation(molecule, hparams):
     system, pos = molecule
-    model = _backend(GNNHParams(num_scalars=8, num_vectors=4, radial_hidden=8, lmax=lmax))
+    model = _backend(hparams)
     gen = torch.Generator().manual_seed(3)
     rot = random_orthogonal(3, gen)
     moved = pos @ rot.T + torch.randn(3, dtype=torch.float64, generator=gen)
@@ -71,9 +82,10 @@ def test_energy_is_invariant_to_rotation_translation_and_permutation(molecule, l
     assert torch.allclose(out.forces, ref.forces[:, perm], atol=1e-8)
 
 
-def test_energy_of_a_conformer_does_not_depend_on_its_batch_mates(molecule):
+@pytest.mark.parametrize("architecture", ["nequip", "mace"])
+def test_energy_of_a_conformer_does_not_depend_on_its_batch_mates(molecule, architecture):
     system, pos = molecule
-    model = _backend()
+    model = _backend(ARCHITECTURE_HP[architecture])
     alone = model.energy_and_forces(system, pos[1:2])
     far = pos[0] + 100.0  # a batch mate far away in space still shares no edge
     together = model.energy_and_forces(system, torch.stack([pos[0], pos[1], far, pos[2]]))
@@ -82,9 +94,10 @@ def test_energy_of_a_conformer_does_not_depend_on_its_batch_mates(molecule):
     assert torch.allclose(together.energy[2], together.energy[0], atol=1e-9, rtol=0)
 
 
-def test_total_charge_is_an_input(molecule):
+@pytest.mark.parametrize("architecture", ["nequip", "mace"])
+def test_total_charge_is_an_input(molecule, architecture):
     system, pos = molecule
-    model = _backend()
+    model = _backend(ARCHITECTURE_HP[architecture])
     cation = AtomicSystem(atomic_numbers=system.atomic_numbers, charge=1)
     assert (model.energy(cation, pos) - model.energy(system, pos)).abs().min() > 1e-6
 
@@ -160,3 +173,24 @@ def test_relax_with_the_gnn_backend_lowers_the_energy(tmp_path, molecule):
     assert result.ok.all()
     assert (result.energy < start - 1e-3).all()
     assert (result.num_steps > 0).all()
+
+
+@pytest.mark.parametrize("architecture", ["nequip", "mace"])
+def test_one_graph_of_several_molecules_gives_each_molecule_its_own_energies(molecule, architecture):
+    system, pos = molecule
+    model = _random_model(ARCHITECTURE_HP[architecture]).double()
+    other = parse_smiles("C[NH3+]")
+    other_system, other_pos = atomic_system(other), rdkit_conformers(other.mol, 2, seed=0)
+    graphs = [model.graph(pos, system.atomic_numbers, 0, molecule=0),
+              model.graph(other_pos, other_system.atomic_numbers, 1, molecule=1)]
+    together = model.graph_energy(concat_graphs(graphs)).detach()
+    apart = torch.cat([model(pos, system.atomic_numbers, 0), model(other_pos, other_system.atomic_numbers, 1)])
+    assert together.shape == (5,)
+    assert torch.allclose(together, apart.detach(), atol=1e-9, rtol=0)
+
+
+def test_an_unknown_architecture_is_refused_by_name():
+    with pytest.raises(ConfigError, match="schnet"):
+        GNNHParams(architecture="schnet")
+    with pytest.raises(ConfigError, match="no_such"):
+        GNNHParams.from_dict({"no_such": 1})
