@@ -11,7 +11,7 @@ python3 -c "import torch, e3nn, mace; print('torch', torch.__version__, 'e3nn', 
 runs=/tmp/energy_runs; mkdir -p $runs
 for cfg in "$@"; do
   name=$(basename "$cfg" .yaml)
-  python3 configs/energy/fit_within_budget.py "$cfg" --out $runs/$name --budget-s "$budget" --device cuda > $runs/$name.log 2>&1 &
+  timeout $((budget + 20)) python3 configs/energy/fit_within_budget.py "$cfg" --out $runs/$name --budget-s "$budget" --device cuda > $runs/$name.log 2>&1 &
 done
 wait
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
