@@ -20,7 +20,7 @@ from pathlib import Path
 from adjoint_sampling.core.errors import InvalidMoleculeError
 from adjoint_sampling.core.paths import SHARED_DATA_DIR
 from adjoint_sampling.generation.loading import load_generator
-from adjoint_sampling.generation.types import GenerationRequest
+from adjoint_sampling.generation.types import RELAX_METHODS, GenerationRequest
 from adjoint_sampling.problems.molecular.dataset import read_smiles_file
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="checkpoint path or 'etkdg' (default: the shipped model)")
     parser.add_argument("-n", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--relax", default="none", choices=("none", "mmff", "xtb"))
+    parser.add_argument("--relax", default="none", choices=RELAX_METHODS)
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 
 from adjoint_sampling.core.cpu import available_cores
+from adjoint_sampling.generation.types import RELAX_METHODS
 from adjoint_sampling.service.testing import start_server
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--requests", type=int, default=500, help="total requests (bounded)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     parser.add_argument("--n-conformers", type=int, default=10)
-    parser.add_argument("--relax", choices=["none", "mmff", "xtb"], default="mmff")
+    parser.add_argument("--relax", choices=list(RELAX_METHODS), default="mmff")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long")
     parser.add_argument("--model", default="models/shipped/default.pt",
                         help="AS_MODEL of the started server: a checkpoint path or 'etkdg' (default: the shipped model)")

@@ -50,3 +50,12 @@ class EnergyModel(ABC):
     def energy(self, system: AtomicSystem, positions: torch.Tensor) -> torch.Tensor:
         """Energies ``(B,)`` in kcal/mol (``nan`` for failed calculations)."""
         return self.energy_and_forces(system, positions).energy
+
+    def check_system(self, system: AtomicSystem) -> None:
+        """Raise if the backend cannot handle ``system`` at all (for example an element it has no
+        parameters for: ``InvalidMoleculeError``); the default accepts every system."""
+
+    def applicability_warnings(self, system: AtomicSystem) -> tuple[str, ...]:
+        """Notes ``"code: sentence"`` on ``system`` being outside what the backend was made for (it
+        still computes); the default has none."""
+        return ()

@@ -21,11 +21,15 @@ from adjoint_sampling.core.version import __version__
 from adjoint_sampling.energy.base import EnergyModel, EnergyResult
 from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential, energy_and_forces
 
-__all__ = ["GNN_FORMAT", "GNNCheckpoint", "GNNEnergy", "load_gnn_checkpoint", "save_gnn_checkpoint"]
+__all__ = [
+    "EXTRAPOLATION_WARNING", "GNN_FORMAT", "GNNCheckpoint", "GNNEnergy", "load_gnn_checkpoint", "save_gnn_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
 GNN_FORMAT = "adjoint_sampling.gnn_potential"
+EXTRAPOLATION_WARNING = "gnn_extrapolation"
+"""Code of the warning for a molecule larger than any in the training data."""
 GNN_FORMAT_VERSION = 1
 _REQUIRED = ("format", "format_version", "hparams", "state_dict", "elements", "charge_range")
 _SYMBOLS = (
@@ -204,6 +208,17 @@ class GNNEnergy(EnergyModel):
                     "molecule with %d atoms is larger than any in the GNN's training data (%d atoms); "
                     "energies may be less accurate", system.num_atoms, int(self.max_train_atoms),
                 )
+
+    def applicability_warnings(self, system: AtomicSystem) -> tuple[str, ...]:
+        """``gnn_extrapolation`` when ``system`` has more atoms than any molecule of the training data
+        (``training_data["max_atoms"]`` of the checkpoint)."""
+        if self.max_train_atoms is None or system.num_atoms <= int(self.max_train_atoms):
+            return ()
+        return (
+            f"{EXTRAPOLATION_WARNING}: the molecule has {system.num_atoms} atoms, more than any in the GNN energy "
+            f"model's training data ({int(self.max_train_atoms)}); its energies and relaxed geometries may be less "
+            "accurate",
+        )
 
     def energy_and_forces(self, system: AtomicSystem, positions: torch.Tensor) -> EnergyResult:
         """Energies ``(B,)`` kcal/mol, forces ``(B, N, 3)`` kcal/mol/A at ``positions`` ``(B, N, 3)`` angstrom."""

@@ -1,7 +1,8 @@
 """Local relaxation of conformers with one of the energy backends.
 
 * ``"mmff"``: RDKit's own MMFF94 optimiser (C++, multi-threaded over conformers).
-* any other backend name (``"xtb"``, ``"fairchem"``) or an :class:`~energy.base.EnergyModel`:
+* any other backend name (``"xtb"``, ``"fairchem"``, ``"gnn"``) or an :class:`~energy.base.EnergyModel`
+  (the conformer pipeline passes its loaded :class:`~energy.gnn.GNNEnergy` for ``relax="gnn"``):
   a batched L-BFGS on the backend's forces (one batched energy+forces call per step for the
   conformers still moving), with a maximum atomic step, as ASE's LBFGS does.
 
@@ -242,9 +243,9 @@ def relax(
     """Relax conformers ``positions`` ``(B, N, 3)`` angstrom of ``system``.
 
     Args:
-        method: ``"mmff"`` (RDKit's optimiser), ``"xtb"`` or ``"fairchem"`` (generic L-BFGS on a
-            backend built with ``backend_kwargs``, e.g. ``checkpoint_path=`` for fairchem), or an
-            :class:`EnergyModel` instance.
+        method: ``"mmff"`` (RDKit's optimiser), ``"xtb"``, ``"fairchem"`` or ``"gnn"`` (generic L-BFGS
+            on a backend built with ``backend_kwargs``, e.g. ``checkpoint_path=`` for fairchem and gnn),
+            or an :class:`EnergyModel` instance (``backend_kwargs`` unused).
         max_steps: optimiser iterations per conformer.
         fmax: convergence threshold of the generic optimiser (largest atomic force,
             kcal/mol/angstrom); RDKit's MMFF optimiser uses its own criteria.

@@ -50,7 +50,7 @@ def create_app(settings: ServiceSettings | None = None, generator: ConformerGene
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.model_spec = resolve_model_spec(settings.model) if generator is None else "in-process"
-        state.generator = generator or await asyncio.to_thread(load_generator, settings.model)
+        state.generator = generator or await asyncio.to_thread(load_generator, settings.model, settings.energy_model)
         if generator is None and settings.workers > 0:
             state.pool = WorkerPool(state.model_spec, settings, metrics)
             await state.pool.start()

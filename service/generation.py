@@ -19,7 +19,7 @@ from adjoint_sampling.service.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
-_MOLECULE_FIELDS = {"charge_mismatch": "charge", "multiplicity_mismatch": "multiplicity"}
+_MOLECULE_FIELDS = {"charge_mismatch": "charge", "multiplicity_mismatch": "multiplicity", "unsupported_charge": "charge"}
 _OPTION_FIELDS = {"num_conformers": "n_conformers"}
 """API field of each :class:`GenerationRequest` option whose name differs."""
 

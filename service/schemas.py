@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from adjoint_sampling.generation.types import RelaxMethod
+
 OutputFormat = Literal["sdf", "xyz", "json"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 MoleculeStatus = Literal["ok", "failed"]
@@ -37,8 +39,12 @@ class GenerationOptions(_Strict):
         10, ge=1, description="conformers per molecule (capped by AS_MAX_CONFORMERS)", examples=[3]
     )
     seed: int = Field(0, ge=0, le=MAX_SEED, description="random seed: same request, same conformers")
-    relax: Literal["none", "mmff", "xtb"] = Field(
-        "none", description="local relaxation of every conformer", examples=["mmff"]
+    relax: RelaxMethod = Field(
+        "none",
+        description="local relaxation of every conformer, whose backend also gives the energies: mmff (MMFF94), "
+        "xtb (GFN2-xTB) or gnn (our GNN potential distilled from GFN2-xTB; refuses elements and charges outside "
+        "its training data with 422 unsupported_element / unsupported_charge)",
+        examples=["mmff"],
     )
     prune_rms: float | None = Field(
         None, gt=0, le=10, description="drop conformers within this heavy-atom RMSD (angstrom) of a kept one"
@@ -126,6 +132,11 @@ class ConformerResult(BaseModel):
     num_reflected: int
     removed_fragments: list[str] = Field(description="SMILES of the stripped counter-ions / solvents")
     sorted_by_energy: bool
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="`code: sentence` notes on how far to trust the result, e.g. gnn_extrapolation: the molecule is "
+        "larger than any in the GNN energy model's training data (relax gnn still runs)",
+    )
     check: CheckResult
     timings: dict[str, float] = Field(description="seconds per phase; `service_total` includes queueing")
     format: OutputFormat

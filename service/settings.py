@@ -7,6 +7,9 @@ variable                           default                     meaning
                                                                a checkpoint path; unset: the shipped
                                                                ``models/shipped/default.pt`` if it
                                                                exists, else ``etkdg``
+``AS_ENERGY_MODEL``                shipped ``energy.pt``       GNN energy checkpoint of ``relax:
+                                                               gnn`` (default: the shipped
+                                                               ``models/shipped/energy.pt``)
 ``AS_HOST``                        ``127.0.0.1``               bind address
 ``AS_PORT``                        ``8000``                    bind port
 ``AS_DB_PATH``                     ``./as_service.sqlite3``    SQLite file of jobs and results
@@ -63,6 +66,7 @@ class ServiceSettings:
     """All knobs of the service (see the module docstring for the environment variables)."""
 
     model: str | None = None
+    energy_model: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     db_path: Path = Path("as_service.sqlite3")

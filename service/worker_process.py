@@ -41,7 +41,7 @@ def worker_main(conn: Connection, spec: str, settings: ServiceSettings, log_leve
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent stops us
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s worker {os.getpid()} %(name)s: %(message)s")
     try:
-        generator = load_generator(spec)
+        generator = load_generator(spec, settings.energy_model)
         _limit_threads(threads)
         generator.generate(GenerationRequest(smiles=settings.warmup_smiles, num_conformers=1, seed=0))
     except Exception as exc:

@@ -26,3 +26,19 @@ def tiny_job(mode: str = "torsional", iterations: int = 2, run_dir: Path | None 
         "run_dir": None if run_dir is None else str(run_dir),
         "num_threads": 1,
     }
+
+
+def write_tiny_gnn_checkpoint(path: Path, elements: tuple[int, ...] = (1, 6, 7, 8), max_atoms: int = 10) -> Path:
+    """A GNN energy checkpoint with small random weights (a nearly flat potential, so a few relaxation
+    steps keep every bond) for ``elements`` only, whose training data had at most ``max_atoms`` atoms."""
+    import torch
+
+    from adjoint_sampling.energy.gnn import save_gnn_checkpoint
+    from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential
+
+    torch.manual_seed(0)
+    model = GNNPotential(GNNHParams(elements=elements, num_scalars=8, num_vectors=4, num_layers=1, radial_hidden=8))
+    model.energy_scale.fill_(1e-3)
+    model.atom_reference.copy_(torch.linspace(-300.0, -10.0, len(elements), dtype=torch.float64))
+    save_gnn_checkpoint(path, model, charge_range=(-1, 1), training_data={"max_atoms": max_atoms})
+    return path

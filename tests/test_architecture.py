@@ -153,6 +153,7 @@ def test_the_wheel_installs_one_name_with_the_shipped_weights_and_without_the_ar
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top == {"adjoint_sampling"}
     assert "adjoint_sampling/models/shipped/default.pt" in names
+    assert "adjoint_sampling/models/shipped/energy.pt" in names  # the GNN energy model of relax gnn
     assert "adjoint_sampling/models/shipped/MODEL_CARD.md" in names
     assert not [name for name in names if "/archive/" in name]
     for package in SETUPTOOLS["packages"]:

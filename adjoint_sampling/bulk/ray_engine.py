@@ -49,14 +49,16 @@ class RayExecutor:
         address: a Ray cluster to join (``ray start --head`` ...); ``None`` starts a local Ray.
         num_cpus: CPUs of the local Ray (default: every core of this machine); ignored with ``address``.
         num_actors: actors to start (default: one per CPU of the cluster).
+        energy_model: GNN energy checkpoint of ``relax="gnn"`` loaded by every actor (``None``: the
+            actor's ``AS_ENERGY_MODEL``, else the shipped one).
     """
 
     def __init__(
         self, model: str, template: GenerationRequest, *, address: str | None = None, num_cpus: int | None = None,
-        num_actors: int | None = None,
+        num_actors: int | None = None, energy_model: str | None = None,
     ) -> None:
         self.ray = import_ray()
-        self.model, self.template = model, template
+        self.model, self.template, self.energy_model = model, template, energy_model
         self.address, self.num_cpus, self.num_actors = address, num_cpus, num_actors
         self.actors: list[Any] = []
 
@@ -77,7 +79,7 @@ class RayExecutor:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         count = max(1, self.num_actors or cpus)
         actor_class = ray.remote(num_cpus=1)(BatchWorker)
-        self.actors = [actor_class.remote(self.model, self.template) for _ in range(count)]
+        self.actors = [actor_class.remote(self.model, self.template, self.energy_model) for _ in range(count)]
         log.info("Ray: %d actor(s) on %d CPU(s) (%s)", count, cpus, self.address or "local")
 
     def __exit__(self, *exc: object) -> None:

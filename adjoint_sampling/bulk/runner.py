@@ -36,6 +36,7 @@ class BulkJob:
         model: the resolved generator spec (``"etkdg"`` or a checkpoint path).
         template: the options of every molecule's request (``smiles`` unused).
         batch_size: molecules per shard.
+        energy_model: the resolved GNN energy checkpoint of ``relax="gnn"`` (``None``: the default).
     """
 
     library: Path
@@ -43,14 +44,18 @@ class BulkJob:
     model: str
     template: GenerationRequest
     batch_size: int = DEFAULT_BATCH_SIZE
+    energy_model: str | None = None
 
     def meta(self, num_molecules: int) -> dict[str, Any]:
         """The options a resumed run must share (``run.json``)."""
         options = {k: v for k, v in asdict(self.template).items() if k != "smiles"}
-        return {
+        meta: dict[str, Any] = {
             "library": str(self.library.resolve()), "molecules": num_molecules, "batch_size": self.batch_size,
             "model": self.model, "request": options,
         }
+        if self.energy_model is not None:  # only then: runs.json of earlier runs stay resumable
+            meta["energy_model"] = self.energy_model
+        return meta
 
 
 @dataclass
@@ -87,8 +92,8 @@ class BatchExecutor(Protocol):
 class LocalExecutor:
     """Batches one after another in this process (one :class:`BatchWorker`)."""
 
-    def __init__(self, model: str, template: GenerationRequest) -> None:
-        self.worker = BatchWorker(model, template)
+    def __init__(self, model: str, template: GenerationRequest, energy_model: str | None = None) -> None:
+        self.worker = BatchWorker(model, template, energy_model)
 
     def map_unordered(self, batches: Iterator[Batch]) -> Iterator[ShardResult]:
         for batch in batches:

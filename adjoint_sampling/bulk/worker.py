@@ -77,12 +77,13 @@ class BatchWorker:
     Args:
         model: ``"etkdg"`` or a checkpoint path (``None``: the shipped model), as for ``load_generator``.
         template: the options of every molecule's :class:`GenerationRequest` (its ``smiles`` is replaced).
+        energy_model: GNN energy checkpoint of ``relax="gnn"`` (``None``: ``AS_ENERGY_MODEL``, else the shipped one).
     """
 
-    def __init__(self, model: str | None, template: GenerationRequest) -> None:
+    def __init__(self, model: str | None, template: GenerationRequest, energy_model: str | None = None) -> None:
         from adjoint_sampling.generation.loading import load_generator
 
-        self.generator = load_generator(model)
+        self.generator = load_generator(model, energy_model)
         self.template = template
 
     def run(self, batch: Batch) -> ShardResult:

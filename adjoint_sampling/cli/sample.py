@@ -5,7 +5,9 @@ Input: one SMILES, a SMILES file (``.smi``/``.txt``: one per line, or SPICE-styl
 Output: SDF (one record per conformer, tagged with energy, conformer index, seed, model name and
 version) or multi-frame XYZ, chosen by the extension of ``-o`` (or ``--format``); ``-o -``
 writes to stdout. A per-molecule summary (returned / requested, drawn, drops by reason, reflections,
-stripped fragments, energy model, seconds) goes to stderr, with a progress bar for a file of molecules.
+stripped fragments, energy model, warnings, seconds) goes to stderr, with a progress bar for a file of
+molecules. ``--relax gnn`` relaxes with our GNN potential (``models/shipped/energy.pt``, or
+``--energy-model PATH`` / ``AS_ENERGY_MODEL``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="-", help="output file (.sdf or .xyz); '-' for stdout (default)")
     parser.add_argument("--format", choices=["sdf", "xyz"], help="output format (default: from the -o extension, else sdf)")
     parser.add_argument("--model", default=None, help="checkpoint path, or 'etkdg' (default: the shipped model)")
-    parser.add_argument("--relax", choices=list(RELAX_METHODS), default="none", help="relax every conformer")
+    parser.add_argument(
+        "--relax", choices=list(RELAX_METHODS), default="none",
+        help="relax every conformer: mmff (MMFF94), xtb (GFN2-xTB) or gnn (our GNN potential distilled from GFN2-xTB)",
+    )
+    parser.add_argument(
+        "--energy-model", default=None, metavar="PATH",
+        help="GNN energy checkpoint of --relax gnn (default: AS_ENERGY_MODEL, else the shipped models/shipped/energy.pt)",
+    )
     parser.add_argument("--prune-rms", type=float, default=None, help="drop conformers within this heavy-atom RMSD (A)")
     parser.add_argument(
         "--relax-steps", type=int, default=None, help="most optimiser iterations of --relax (default 500); fewer is faster"
@@ -106,10 +115,11 @@ def _output_format(args: argparse.Namespace) -> str:
 def _summary(cs: ConformerSet) -> str:
     drops = ", ".join(f"{k}={v}" for k, v in sorted(cs.dropped.items())) or "none"
     stripped = f"; stripped {' '.join(cs.removed_fragments)}" if cs.removed_fragments else ""
+    warnings = "".join(f"\n  warning: {w}" for w in cs.warnings)
     return (
         f"{cs.smiles}: {len(cs.conformers)} of {cs.num_requested} conformers ({cs.num_generated} drawn; "
         f"dropped: {drops}; reflected: {cs.num_reflected}{stripped}; energies: {cs.energy_model or 'none'}) "
-        f"in {cs.timings.get('total', 0.0):.2f} s"
+        f"in {cs.timings.get('total', 0.0):.2f} s{warnings}"
     )
 
 
@@ -138,6 +148,8 @@ def _validate_options(args: argparse.Namespace) -> None:
         _request("", args).validate(max_num_conformers=MAX_CONFORMERS)
     except InvalidOptionError as exc:
         raise _flag_error(exc) from None
+    if args.energy_model is not None and args.relax != "gnn":
+        raise ConfigError(f"--energy-model needs --relax gnn (relax is {args.relax!r})")
 
 
 def _generate_all(generator, smiles_list: list[str], args: argparse.Namespace) -> Iterator[ConformerSet | str]:
@@ -165,6 +177,7 @@ def _run_bulk(args: argparse.Namespace) -> int:
     from adjoint_sampling.bulk.runner import DEFAULT_BATCH_SIZE, BulkJob, run_bulk
     from adjoint_sampling.core.errors import CheckpointError
     from adjoint_sampling.generation.loading import ETKDG_SPEC, resolve_model_spec
+    from adjoint_sampling.generation.shipped import load_energy_model, resolve_energy_model_path
 
     import_ray()
     if args.output == "-" or args.format == "xyz":
@@ -178,11 +191,17 @@ def _run_bulk(args: argparse.Namespace) -> int:
         if not Path(model).expanduser().is_file():
             raise CheckpointError(f"--model: checkpoint {model!r} does not exist (or use --model etkdg)")
         model = str(Path(model).expanduser().resolve())
+    energy_model = None
+    if args.relax == "gnn":  # every actor loads the same file: resolved here, checked once
+        load_energy_model(args.energy_model)
+        energy_model = str(resolve_energy_model_path(args.energy_model).resolve())
     job = BulkJob(
         library=Path(args.input), out_dir=Path(args.output), model=model, template=_request("", args),
-        batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+        batch_size=args.batch_size or DEFAULT_BATCH_SIZE, energy_model=energy_model,
     )
-    with RayExecutor(model, job.template, address=args.address, num_cpus=args.num_cpus) as executor:
+    with RayExecutor(
+        model, job.template, address=args.address, num_cpus=args.num_cpus, energy_model=energy_model
+    ) as executor:
         summary = run_bulk(job, executor, progress=not args.no_progress)
     print(
         f"{summary.molecules} molecule(s), {summary.failed} failed, {summary.conformers} conformer(s) in "
@@ -194,13 +213,16 @@ def _run_bulk(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from adjoint_sampling.generation.loading import load_generator
+    from adjoint_sampling.generation.shipped import load_energy_model
 
     _validate_options(args)
     if args.engine == "ray":
         return _run_bulk(args)
     _refuse_bulk_options(args)
     smiles_list = read_input_molecules(args.input)
-    generator = load_generator(args.model)
+    if args.relax == "gnn":  # a missing or corrupt energy model is a one-line error before any sampling
+        load_energy_model(args.energy_model)
+    generator = load_generator(args.model, args.energy_model)
     fmt = _output_format(args)
     write = conformers_to_xyz if fmt == "xyz" else conformers_to_sdf
     chunks: list[str] = []

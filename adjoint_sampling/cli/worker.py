@@ -55,7 +55,7 @@ async def serve_jobs(settings: ServiceSettings) -> int:
 
     store = open_job_store(settings)
     try:
-        generator = await asyncio.to_thread(load_generator, settings.model)
+        generator = await asyncio.to_thread(load_generator, settings.model, settings.energy_model)
         runner = JobRunner(store, generator, settings, on_outcome=lambda outcome: None)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -54,6 +54,7 @@ class InvalidMoleculeError(AdjointSamplingError):
         "no_conformer",
         "charge_mismatch",
         "multiplicity_mismatch",
+        "unsupported_charge",
         "invalid_input",
     )
 

@@ -3,7 +3,9 @@ its conformers, the way ``AllChem.EmbedMultipleConfs`` users expect.
 
 Molecule properties: ``energy_model``, ``model_name``, ``model_version``, ``relax``, ``seed``,
 ``num_requested``, ``num_drawn``, ``dropped`` (JSON: counts by reason), ``removed_fragments``
-(space-separated SMILES, when fragments were stripped). Conformer properties: ``energy_kcal_mol``
+(space-separated SMILES, when fragments were stripped), ``warnings`` (JSON list of ``"code: sentence"``,
+e.g. ``gnn_extrapolation`` for a molecule larger than the GNN's training data; set only when there are
+some). Conformer properties: ``energy_kcal_mol``
 (when the energy is known), ``structure_check`` (``"passed"``: every returned conformer keeps the
 input's connectivity and stereochemistry), ``draw_index`` (its position among the raw draws).
 """
@@ -14,6 +16,7 @@ import dataclasses
 import functools
 import json
 import math
+from pathlib import Path
 
 from rdkit import Chem
 
@@ -27,9 +30,10 @@ __all__ = ["generate", "conformer_set_to_mol"]
 
 
 @functools.lru_cache(maxsize=4)
-def _generator(model: str | None) -> ConformerGenerator:
-    """Generators are loaded once per process and model (a checkpoint load takes about a second)."""
-    return load_generator(model)
+def _generator(model: str | None, energy_model: str | None) -> ConformerGenerator:
+    """Generators are loaded once per process, model and energy model (a checkpoint load takes about
+    a second; the energy model itself is loaded once per process and path)."""
+    return load_generator(model, energy_model)
 
 
 def generate(
@@ -45,6 +49,7 @@ def generate(
     charge: int | None = None,
     multiplicity: int | None = None,
     model: str | None = None,
+    energy_model: str | Path | None = None,
 ) -> Chem.Mol:
     """Conformers of ``molecule`` as an RDKit ``Mol`` with explicit hydrogens and ``n`` conformers.
 
@@ -54,7 +59,8 @@ def generate(
         n: conformers to return. Draws that fail the structure check are replaced (up to 4 draws
             per conformer), so fewer come back only for molecules the model handles badly.
         seed: random seed; the same call gives the same conformers.
-        relax: ``"none"``, ``"mmff"`` or ``"xtb"`` (GFN2-xTB).
+        relax: ``"none"``, ``"mmff"``, ``"xtb"`` (GFN2-xTB) or ``"gnn"`` (our GNN potential distilled
+            from GFN2-xTB); the relaxation's backend gives the energies.
         energy_window: keep conformers within this many kcal/mol of the lowest one.
         sort: order the conformers by energy, lowest first.
         prune_rms: drop conformers within this heavy-atom RMSD (angstrom) of a kept one.
@@ -62,11 +68,14 @@ def generate(
             reported in the ``removed_fragments`` property); ``False``: several fragments are an error.
         charge / multiplicity: checked against the molecule (``None``: taken from it).
         model: a checkpoint path or ``"etkdg"`` (default: the shipped model).
+        energy_model: the GNN energy checkpoint of ``relax="gnn"`` (default: ``AS_ENERGY_MODEL``,
+            else the shipped ``models/shipped/energy.pt``).
 
     Raises:
         InvalidMoleculeError: the molecule cannot be handled (``.reason`` names why).
         InvalidOptionError: an invalid option (``.field`` names it).
-        CheckpointError: ``model`` does not exist or is not a conformer model.
+        CheckpointError: ``model`` does not exist or is not a conformer model, or the energy model
+            of ``relax="gnn"`` cannot be loaded.
     """
     request = GenerationRequest(
         smiles=molecule if isinstance(molecule, str) else "", num_conformers=n, seed=seed, relax=relax,
@@ -80,7 +89,8 @@ def generate(
         request = dataclasses.replace(request, smiles=parsed.smiles)
     elif not isinstance(molecule, str):
         raise InvalidMoleculeError("invalid_input", f"expected a SMILES or an RDKit Mol, got {type(molecule).__name__}")
-    return conformer_set_to_mol(_generator(model).generate(request, parsed))
+    generator = _generator(model, None if energy_model is None else str(energy_model))
+    return conformer_set_to_mol(generator.generate(request, parsed))
 
 
 def conformer_set_to_mol(cs: ConformerSet) -> Chem.Mol:
@@ -104,4 +114,6 @@ def conformer_set_to_mol(cs: ConformerSet) -> Chem.Mol:
     mol.SetProp("dropped", json.dumps(cs.dropped, sort_keys=True))
     if cs.removed_fragments:
         mol.SetProp("removed_fragments", " ".join(cs.removed_fragments))
+    if cs.warnings:
+        mol.SetProp("warnings", json.dumps(list(cs.warnings)))
     return mol

@@ -5,7 +5,8 @@ angstrom, energies in kcal/mol.
 
 SDF records carry these data tags: ``energy_kcal_mol`` (absent when not computed),
 ``energy_model``, ``conformer_index``, ``seed``, ``model_name``, ``model_version``, ``relax``,
-``smiles``, and ``removed_fragments`` (space-separated SMILES) when fragments were stripped.
+``smiles``, ``removed_fragments`` (space-separated SMILES) when fragments were stripped, and
+``warnings`` (one ``"code: sentence"`` per line, e.g. ``gnn_extrapolation``) when there are some.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def conformer_to_mol(cs: ConformerSet, conformer: Conformer) -> Chem.Mol:
     mol.SetProp("smiles", cs.smiles)
     if cs.removed_fragments:
         mol.SetProp("removed_fragments", " ".join(cs.removed_fragments))
+    if cs.warnings:
+        mol.SetProp("warnings", "\n".join(cs.warnings))
     return mol
 
 
@@ -100,7 +103,7 @@ def conformers_to_xyz(cs: ConformerSet) -> str:
 def conformers_to_json(cs: ConformerSet) -> dict[str, Any]:
     """A JSON-ready dict: the molecule (elements, bonds, charge), the conformers (index, energy in
     kcal/mol, positions ``(N, 3)`` in angstrom) and the provenance (model, relax, seed, drop counts,
-    timings in seconds)."""
+    timings in seconds, ``warnings``)."""
     mol = cs.mol
     return {
         "smiles": cs.smiles,
@@ -123,6 +126,7 @@ def conformers_to_json(cs: ConformerSet) -> dict[str, Any]:
         "num_reflected": int(cs.num_reflected),
         "removed_fragments": list(cs.removed_fragments),
         "sorted_by_energy": bool(cs.sorted_by_energy),
+        "warnings": list(cs.warnings),
         "timings": {str(k): float(v) for k, v in cs.timings.items()},
         "conformers": [
             {

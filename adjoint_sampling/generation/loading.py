@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 
 from adjoint_sampling.core.errors import CheckpointError
+from adjoint_sampling.generation.shipped import SHIPPED_MODEL_PATH
 from adjoint_sampling.generation.types import ConformerGenerator
 
 log = logging.getLogger(__name__)
 
+__all__ = ["ETKDG_SPEC", "SHIPPED_MODEL_PATH", "load_generator", "resolve_model_spec"]
+
 ETKDG_SPEC = "etkdg"
-SHIPPED_MODEL_PATH: Path = Path(str(resources.files("adjoint_sampling.models"))) / "shipped" / "default.pt"
-"""The model shipped with the project (``models/shipped/default.pt``)."""
 
 
 def resolve_model_spec(spec: str | None) -> str:
@@ -27,11 +27,13 @@ def resolve_model_spec(spec: str | None) -> str:
     return ETKDG_SPEC
 
 
-def load_generator(spec: str | None) -> ConformerGenerator:
+def load_generator(spec: str | None, energy_model: str | Path | None = None) -> ConformerGenerator:
     """Load the generator named by ``spec`` (see :func:`resolve_model_spec`).
 
     ``"etkdg"`` gives :class:`adjoint_sampling.etkdg.EtkdgGenerator`; anything else is a checkpoint
-    path loaded with :meth:`adjoint_sampling.sampler.Sampler.from_checkpoint`.
+    path loaded with :meth:`adjoint_sampling.sampler.Sampler.from_checkpoint`. ``energy_model`` is
+    the GNN energy checkpoint of ``relax="gnn"`` (``None``: ``AS_ENERGY_MODEL``, else the shipped
+    one; see :mod:`~adjoint_sampling.generation.shipped`); it is loaded when first used.
 
     Raises:
         CheckpointError: the checkpoint file does not exist (or the loader refuses it).
@@ -48,5 +50,7 @@ def load_generator(spec: str | None) -> ConformerGenerator:
         from adjoint_sampling.generation.sampler import Sampler
 
         generator = Sampler.from_checkpoint(path)
+    if energy_model is not None:
+        generator.relax_energy_path = str(energy_model)  # type: ignore[attr-defined]  # a ConformerPipeline
     log.info("serving model %s %s (%s)", generator.name, generator.version, resolved)
     return generator

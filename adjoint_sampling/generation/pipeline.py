@@ -9,7 +9,10 @@ and draw raw conformers of it. :meth:`ConformerPipeline.generate` does the rest,
 2. prepare and draw raw positions ``(B, N, 3)`` in angstrom (a draw may be reused, see below);
 3. check every conformer's connectivity and stereochemistry against the input; a fully mirrored
    sample is reflected back where the generator allows it; failures are dropped and counted;
-4. relax the survivors if asked, drop failed relaxations, and check them again;
+4. relax the survivors if asked, drop failed relaxations, and check them again (``relax="gnn"``
+   uses the GNN energy model of :mod:`~adjoint_sampling.generation.shipped`, checked against the
+   molecule before anything is drawn: unsupported elements and charges are refused, a molecule
+   larger than its training data gets a ``ConformerSet.warnings`` entry);
 5. n in, n out: while fewer than ``num_conformers`` passed, draw again (what is missing, scaled by
    the pass rate so far, seeds advanced) up to ``max_draw_multiple`` raw draws per requested
    conformer; valid conformers beyond ``num_conformers`` are counted as ``dropped["surplus"]``;
@@ -30,6 +33,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,8 +45,10 @@ from adjoint_sampling.chemistry.graph import atomic_system
 from adjoint_sampling.chemistry.parsing import ParsedMolecule, parse_smiles
 from adjoint_sampling.chemistry.rmsd import prune_subset
 from adjoint_sampling.core.atomic_system import AtomicSystem
-from adjoint_sampling.core.errors import InvalidMoleculeError, InvalidOptionError
+from adjoint_sampling.core.errors import ConfigError, InvalidMoleculeError, InvalidOptionError
+from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.relax import relax
+from adjoint_sampling.generation.shipped import load_energy_model
 from adjoint_sampling.generation.types import Conformer, ConformerSet, GenerationRequest
 
 __all__ = ["ConformerPipeline", "Draw"]
@@ -68,10 +74,15 @@ class ConformerPipeline(ABC):
     """Base of the conformer generators: subclasses implement :meth:`prepare` and :meth:`draw`.
 
     Subclasses also define ``name`` and ``version`` (the generator named in every result).
+
+    Attributes:
+        relax_energy_path: GNN energy checkpoint of ``relax="gnn"`` (``None``: ``AS_ENERGY_MODEL``,
+            else the shipped ``models/shipped/energy.pt``); loaded once per process and path.
     """
 
     name: str
     version: str
+    relax_energy_path: str | Path | None = None
 
     @property
     def reuses_draws(self) -> bool:
@@ -112,6 +123,13 @@ class ConformerPipeline(ABC):
         """Extra keyword arguments of :func:`~adjoint_sampling.energy.relax.relax` for ``method``."""
         return {}
 
+    def relax_backend(self, method: str) -> str | EnergyModel:
+        """What :func:`~adjoint_sampling.energy.relax.relax` relaxes with for ``method``: the loaded
+        GNN energy model for ``"gnn"`` (raises ``CheckpointError`` if it cannot be loaded), else the name."""
+        if method == "gnn":
+            return load_energy_model(self.relax_energy_path)
+        return method
+
     def unrelaxed_energies(self, system: AtomicSystem, positions: np.ndarray) -> tuple[list[float | None], str | None]:
         """Energies (kcal/mol, ``None`` where unknown) of unrelaxed conformers ``(K, N, 3)``, and the
         energy model's name (``None``: this generator reports none)."""
@@ -125,8 +143,10 @@ class ConformerPipeline(ABC):
             molecule: the request's molecule, if the caller has parsed it already.
 
         Raises:
-            InvalidMoleculeError: the molecule cannot be handled (reason in ``.reason``).
+            InvalidMoleculeError: the molecule cannot be handled (reason in ``.reason``; with
+                ``relax="gnn"`` also an element or total charge the GNN energy model does not support).
             InvalidOptionError: invalid request options.
+            CheckpointError: ``relax="gnn"`` and the GNN energy model cannot be loaded.
         """
         request.validate()
         if request.energy_window is not None and request.relax == "none" and not self.reports_unrelaxed_energies:
@@ -138,9 +158,10 @@ class ConformerPipeline(ABC):
         prepared = self.prepare(request, molecule)
         parsed = self.molecule_of(prepared)
         system = atomic_system(parsed)
+        backend, warnings = self._relax_backend_for(system, request.relax)
         timings["prepare"] = time.perf_counter() - start
 
-        rounds = self._draw_until_enough(prepared, parsed, system, request, timings)
+        rounds = self._draw_until_enough(prepared, parsed, system, request, backend, timings)
         positions = np.concatenate([r.positions for r in rounds])  # at least one round drew a conformer
         dropped: dict[str, int] = {}
         for r in rounds:
@@ -188,7 +209,25 @@ class ConformerPipeline(ABC):
             timings=timings,
             removed_fragments=tuple(parsed.removed_fragments),
             sorted_by_energy=sort,
+            warnings=warnings,
         )
+
+    def _relax_backend_for(self, system: AtomicSystem, method: str) -> tuple[str | EnergyModel, tuple[str, ...]]:
+        """The relaxation backend of ``method`` checked against ``system``, and its warnings on it.
+
+        Raises:
+            InvalidMoleculeError: the backend refuses the molecule (``unsupported_element``,
+                ``unsupported_charge``), before anything is drawn.
+        """
+        backend = self.relax_backend(method)
+        if not isinstance(backend, EnergyModel):
+            return backend, ()
+        try:
+            backend.check_system(system)
+        except ConfigError as exc:  # a total charge outside the model's range
+            raise InvalidMoleculeError("unsupported_charge", str(exc)) from None
+        warnings = tuple(backend.applicability_warnings(system))
+        return backend, warnings
 
     def check_samples(
         self, mol: Chem.Mol, positions: np.ndarray, indices: list[int], dropped: dict[str, int],
@@ -223,7 +262,7 @@ class ConformerPipeline(ABC):
 
     def _draw_until_enough(
         self, prepared: Any, parsed: ParsedMolecule, system: AtomicSystem, request: GenerationRequest,
-        timings: dict[str, float],
+        backend: str | EnergyModel, timings: dict[str, float],
     ) -> list[_Round]:
         """Draw, check and relax rounds until ``num_conformers`` passed or ``max_draw_multiple``
         draws per requested conformer are spent.
@@ -242,7 +281,7 @@ class ConformerPipeline(ABC):
             tic = time.perf_counter()
             draw = self._draw_or_reuse(prepared, part, request, timings)
             timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - tic
-            current = self._check_and_relax(parsed, system, draw, rows, request, timings)
+            current = self._check_and_relax(parsed, system, draw, rows, request, backend, timings)
             rounds.append(current)
             drawn += part.num_conformers
             rows += len(draw.positions)
@@ -253,7 +292,7 @@ class ConformerPipeline(ABC):
 
     def _check_and_relax(
         self, parsed: ParsedMolecule, system: AtomicSystem, draw: Draw, offset: int, request: GenerationRequest,
-        timings: dict[str, float],
+        backend: str | EnergyModel, timings: dict[str, float],
     ) -> _Round:
         """Check one round's draw, relax what passed and check it again; indices start at ``offset``."""
         dropped = dict(draw.dropped)
@@ -263,7 +302,7 @@ class ConformerPipeline(ABC):
         energies: dict[int, float | None] = {}
         if kept and request.relax != "none":
             tic = time.perf_counter()
-            positions, kept, values = self._relax_and_recheck(parsed, system, positions, kept, request, dropped)
+            positions, kept, values = self._relax_and_recheck(parsed, system, positions, kept, request, backend, dropped)
             energies = dict(zip(kept, values))
             timings["relax"] = timings.get("relax", 0.0) + time.perf_counter() - tic
         return _Round(
@@ -297,11 +336,12 @@ class ConformerPipeline(ABC):
 
     def _relax_and_recheck(
         self, parsed: ParsedMolecule, system: AtomicSystem, positions: np.ndarray, kept: list[int],
-        request: GenerationRequest, dropped: dict[str, int],
+        request: GenerationRequest, backend: str | EnergyModel, dropped: dict[str, int],
     ) -> tuple[np.ndarray, list[int], list[float | None]]:
-        """Relax ``positions[kept]``, drop failed relaxations, check the rest again (no reflection)."""
+        """Relax ``positions[kept]`` with ``backend``, drop failed relaxations, check the rest again
+        (no reflection)."""
         options = {**request.relax_options(), **self.relax_options(request.relax)}
-        result = relax(system, torch.from_numpy(positions[kept]), request.relax, **options)
+        result = relax(system, torch.from_numpy(positions[kept]), backend, **options)
         relaxed = positions.copy()
         relaxed[kept] = result.positions.detach().cpu().numpy().astype(np.float64)
         failed = {i for i, good in zip(kept, result.ok.tolist()) if not good}

@@ -15,8 +15,10 @@ from adjoint_sampling.core.errors import InvalidOptionError
 
 __all__ = ["RELAX_METHODS", "Conformer", "ConformerGenerator", "ConformerSet", "GenerationRequest", "RelaxMethod"]
 
-RelaxMethod = Literal["none", "mmff", "xtb"]
-RELAX_METHODS: tuple[str, ...] = ("none", "mmff", "xtb")
+RelaxMethod = Literal["none", "mmff", "xtb", "gnn"]
+RELAX_METHODS: tuple[str, ...] = ("none", "mmff", "xtb", "gnn")
+"""``mmff``: RDKit's MMFF94 optimiser; ``xtb``: GFN2-xTB (tblite); ``gnn``: our GNN potential distilled
+from GFN2-xTB (``models/shipped/energy.pt``, or ``AS_ENERGY_MODEL``); the last two by batched L-BFGS."""
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,8 @@ class GenerationRequest:
         smiles: the input molecule.
         num_conformers: how many conformers to return (>= 1).
         seed: random seed; the same request gives the same conformers.
-        relax: local relaxation applied to every conformer.
+        relax: local relaxation applied to every conformer (one of :data:`RELAX_METHODS`); its
+            backend also gives the reported energies.
         charge: total charge; ``None`` takes it from the SMILES formal charges. A value that
             disagrees with the SMILES is refused, never silently replaced.
         multiplicity: spin multiplicity; ``None`` takes it from the SMILES radicals (1 if none).
@@ -87,7 +90,7 @@ class GenerationRequest:
         if self.relax_steps is not None:
             if self.relax == "none":
                 raise InvalidOptionError(
-                    "relax_steps", "needs_relax", "needs a relaxation (relax is 'none'); set relax to mmff or xtb"
+                    "relax_steps", "needs_relax", "needs a relaxation (relax is 'none'); set relax to mmff, xtb or gnn"
                 )
             if self.relax_steps < 1:
                 raise InvalidOptionError("relax_steps", "out_of_range", f"must be >= 1, got {self.relax_steps}")
@@ -132,6 +135,8 @@ class ConformerSet:
         timings: seconds spent per phase (``"sample"``, ``"relax"``, ``"check"``, ``"total"``).
         removed_fragments: SMILES of the fragments stripped from the input (counter-ions, solvents).
         sorted_by_energy: whether ``conformers`` are ordered by energy (lowest first).
+        warnings: notes on how far the results can be trusted, each ``"code: sentence"`` (e.g.
+            ``gnn_extrapolation``: the molecule is larger than any in the GNN energy model's training data).
     """
 
     smiles: str
@@ -149,6 +154,7 @@ class ConformerSet:
     timings: dict[str, float] = field(default_factory=dict)
     removed_fragments: tuple[str, ...] = ()
     sorted_by_energy: bool = False
+    warnings: tuple[str, ...] = ()
 
     @property
     def num_dropped(self) -> int:

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_data_arguments(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output folder (default: %(default)s)")
     run.add_argument("--methods", default=None,
-                     help="comma-separated GENERATOR[+RELAX[@STEPS]], e.g. etkdg,etkdg+mmff,etkdg+xtb,sampler,sampler+mmff,sampler+mmff@100 "
+                     help="comma-separated GENERATOR[+RELAX[@STEPS]] (RELAX: mmff, xtb, gnn), e.g. "
+                          "etkdg,etkdg+mmff,etkdg+gnn,sampler,sampler+mmff,sampler+gnn@100 "
                           "(default: etkdg,etkdg+mmff, plus sampler,sampler+mmff with --checkpoint)")
     run.add_argument("--checkpoint", type=Path, default=None, help="trained sampler checkpoint (enables 'sampler')")
     run.add_argument("--sde-steps", type=int, default=None,
@@ -47,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--sampler-energy", default=None, choices=("mmff", "xtb"),
                      help="energy backend of the sampler's reported energies for unrelaxed conformers "
                           "(default: the checkpoint's; e.g. mmff for an xtb-trained model)")
+    run.add_argument("--energy-model", type=Path, default=None, metavar="PATH",
+                     help="GNN energy checkpoint of +gnn methods (default: AS_ENERGY_MODEL, else models/shipped/energy.pt)")
     run.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     run.add_argument("--shard", default="0/1", help="i/n: evaluate the i-th of n round-robin parts (default: %(default)s)")
     run.add_argument("--max-references", type=int, default=512, help="references per molecule (default: %(default)s)")
@@ -107,14 +110,20 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"checkpoint {args.checkpoint} does not exist")
     if args.sde_steps is not None and args.sde_steps < 1:
         raise ConfigError(f"--sde-steps must be >= 1, got {args.sde_steps}")
+    methods = tuple(parse_methods(args.methods, args.checkpoint))
+    if any(m.relax == "gnn" for m in methods):  # a missing or corrupt energy model: one line, before any molecule
+        from adjoint_sampling.generation.shipped import load_energy_model
+
+        load_energy_model(args.energy_model)
     config = BenchmarkConfig(
         test_list=test_list,
         conformer_dir=conformer_dir,
         out_dir=args.out,
-        methods=tuple(parse_methods(args.methods, args.checkpoint)),
+        methods=methods,
         checkpoint=args.checkpoint,
         sde_steps=args.sde_steps,
         sampler_energy=args.sampler_energy,
+        energy_model=args.energy_model,
         max_references=args.max_references,
         conformers_per_reference=args.conformers_per_reference,
         seed=args.seed,

@@ -3,7 +3,9 @@
 A method is ``GENERATOR[+RELAX[@STEPS]]``: a :class:`~adjoint_sampling.conformers.ConformerGenerator`
 from :data:`GENERATORS` and the relaxation it is asked for in its
 :class:`~adjoint_sampling.conformers.GenerationRequest` (``"etkdg"``, ``"etkdg+mmff"``,
-``"sampler+xtb"``, ``"sampler+mmff@50"``: at most 50 optimiser iterations, ...). Adding a generator is one entry in :data:`GENERATORS`.
+``"sampler+xtb"``, ``"etkdg+gnn"`` / ``"sampler+gnn"``: our GNN potential, ``"sampler+mmff@50"``: at most
+50 optimiser iterations, ...; relaxations are :data:`~adjoint_sampling.generation.types.RELAX_METHODS`).
+Adding a generator is one entry in :data:`GENERATORS`.
 """
 
 from __future__ import annotations
@@ -36,19 +38,24 @@ class MethodOptions:
         sampler_energy: energy backend of the energies the sampler reports for unrelaxed
             conformers (``None``: the checkpoint's; e.g. ``"mmff"`` for a model trained on xTB,
             whose xTB energies would dominate the timing).
+        energy_model: GNN energy checkpoint of ``+gnn`` relaxations (``None``: ``AS_ENERGY_MODEL``,
+            else the shipped ``models/shipped/energy.pt``).
     """
 
     checkpoint: Path | None = None
     num_threads: int = 1
     sde_steps: int | None = None
     sampler_energy: str | None = None
+    energy_model: Path | None = None
 
 
 def _etkdg(options: MethodOptions) -> ConformerGenerator:
     """ETKDG that reuses its embedding across relax variants (its cost is charged to each)."""
     from adjoint_sampling.generation.etkdg import EtkdgGenerator
 
-    return EtkdgGenerator(num_threads=options.num_threads, reuse_embedding=True)
+    generator = EtkdgGenerator(num_threads=options.num_threads, reuse_embedding=True)
+    generator.relax_energy_path = options.energy_model
+    return generator
 
 
 def _sampler(options: MethodOptions) -> ConformerGenerator:
@@ -59,7 +66,9 @@ def _sampler(options: MethodOptions) -> ConformerGenerator:
 
     energy = None if options.sampler_energy is None else build_energy(options.sampler_energy)
     # Raw samples are reused across relax variants (their cost is charged to each), as for ETKDG.
-    return Sampler.from_checkpoint(options.checkpoint, energy, sde_steps=options.sde_steps, reuse_samples=True)
+    generator = Sampler.from_checkpoint(options.checkpoint, energy, sde_steps=options.sde_steps, reuse_samples=True)
+    generator.relax_energy_path = options.energy_model
+    return generator
 
 
 @dataclass(frozen=True)

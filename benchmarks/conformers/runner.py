@@ -62,6 +62,7 @@ class BenchmarkConfig:
         checkpoint: sampler checkpoint for checkpoint-based methods.
         sde_steps: sampler SDE steps (``None``: the checkpoint's).
         sampler_energy: backend of the sampler's reported energies (``None``: the checkpoint's).
+        energy_model: GNN energy checkpoint of ``+gnn`` methods (``None``: ``AS_ENERGY_MODEL``, else the shipped one).
         max_references: references per molecule (first ones in the file, i.e. lowest energy).
         conformers_per_reference: K / L.
         seed: generation seed, the same for every method and molecule.
@@ -80,6 +81,7 @@ class BenchmarkConfig:
     checkpoint: Path | None = None
     sde_steps: int | None = None
     sampler_energy: str | None = None
+    energy_model: Path | None = None
     max_references: int = MAX_REFERENCES
     conformers_per_reference: int = 2
     seed: int = 0
@@ -215,7 +217,8 @@ def evaluate_molecule(
     for spec in methods:
         record = dict(base, method=spec.name)
         generator = _generator(spec.generator, MethodOptions(
-            checkpoint=config.checkpoint, num_threads=1, sde_steps=config.sde_steps, sampler_energy=config.sampler_energy
+            checkpoint=config.checkpoint, num_threads=1, sde_steps=config.sde_steps, sampler_energy=config.sampler_energy,
+            energy_model=config.energy_model,
         ))
         request = GenerationRequest(
             smiles=molecule.smiles, num_conformers=num_conformers, seed=config.seed, relax=spec.relax,  # type: ignore[arg-type]
@@ -250,6 +253,7 @@ def evaluate_molecule(
             cpu_s_per_conformer=cpu / max(result.num_generated, 1),
             timings=dict(result.timings),
             rmsd_s=rmsd_s,
+            warnings=list(result.warnings),
         )
         record.update(_metrics_fields(distances))
         records.append(record)

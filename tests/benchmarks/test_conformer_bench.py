@@ -153,6 +153,13 @@ def test_method_parsing() -> None:
     assert (spec.generator, spec.relax, spec.relax_steps) == ("etkdg", "xtb", None)
     capped = parse_methods("etkdg+mmff,etkdg+mmff@50", None)
     assert [(m.name, m.relax, m.relax_steps) for m in capped] == [("etkdg+mmff", "mmff", None), ("etkdg+mmff@50", "mmff", 50)]
+    gnn = parse_methods("etkdg+gnn, etkdg+gnn@20,sampler+gnn,sampler+gnn@5", Path("model.pt"))
+    assert [(m.name, m.generator, m.relax, m.relax_steps) for m in gnn] == [
+        ("etkdg+gnn", "etkdg", "gnn", None), ("etkdg+gnn@20", "etkdg", "gnn", 20),
+        ("sampler+gnn", "sampler", "gnn", None), ("sampler+gnn@5", "sampler", "gnn", 5),
+    ]
+    with pytest.raises(ConfigError, match="needs --checkpoint"):
+        parse_methods("sampler+gnn", None)
     for bad, message in [("rdkit", "generator 'rdkit'"), ("etkdg+uff", "relaxation 'uff'"), ("etkdg,etkdg", "twice"),
                          ("sampler", "needs --checkpoint"), ("etkdg+none", "relaxation 'none'"),
                          ("etkdg+mmff@0", "positive integer"), ("etkdg+mmff@ten", "positive integer"),
@@ -169,12 +176,27 @@ def test_method_parsing() -> None:
         (["--methods", "nope"], "unknown method 'nope'"),
         (["--checkpoint", "/nonexistent/model.pt"], "checkpoint /nonexistent/model.pt does not exist"),
         (["--workers", "0"], "workers must be >= 1"),
+        (["--methods", "etkdg+gnn", "--energy-model", "/nonexistent/energy.pt"], "energy model '/nonexistent/energy.pt' does not exist"),
     ],
 )
 def test_cli_errors_are_one_line(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str) -> None:
     assert _run(data_dir, tmp_path, *extra) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_gnn_relaxation_is_a_method_with_its_energy_model(data_dir: Path, tmp_path: Path) -> None:
+    from molecular_helpers import write_tiny_gnn_checkpoint
+
+    checkpoint = write_tiny_gnn_checkpoint(tmp_path / "tiny.pt", elements=(1, 6, 8), max_atoms=10)  # H C O, small
+    out = tmp_path / "out"
+    assert _run(data_dir, out, "--methods", "etkdg,etkdg+gnn@2", "--energy-model", str(checkpoint), "--limit", "1") == 0
+    records = _by_key(read_records(out / "per_molecule.jsonl"))
+    assert set(records) == {("m_a", "etkdg"), ("m_a", "etkdg+gnn@2")}
+    relaxed = records[("m_a", "etkdg+gnn@2")]
+    assert relaxed["status"] == "ok" and relaxed["num_generated"] == 2 * NUM_REFERENCES and "relax" in relaxed["timings"]
+    assert records[("m_a", "etkdg")]["warnings"] == []
+    assert [w.split(":")[0] for w in relaxed["warnings"]] == ["gnn_extrapolation"]  # 33 atoms > 10
 
 
 def test_missing_data_dir_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""`adjoint-sampling sample`: inputs (SMILES, .smi, SDF), outputs (SDF, XYZ), one-line errors."""
+"""`adjoint-sampling sample`: inputs (SMILES, .smi, SDF), outputs (SDF, XYZ), one-line errors, `--relax gnn`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from molecular_helpers import TINY_SMILES, tiny_job
+import torch
+from molecular_helpers import TINY_SMILES, tiny_job, write_tiny_gnn_checkpoint
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
@@ -110,3 +111,61 @@ def test_a_file_of_molecules_shows_progress_unless_asked_not_to(tmp_path, capsys
     # --keep-fragments refuses the salt, the others are written
     assert main(["sample", str(smi), "-n", "2", "-o", str(out), "--model", "etkdg", "--keep-fragments"]) == 1
     assert "skipped (multiple_fragments)" in capsys.readouterr().err
+
+
+def _sdf_energies(path: Path) -> dict[int, tuple[float, np.ndarray]]:
+    return {m.GetIntProp("conformer_index"): (float(m.GetProp("energy_kcal_mol")), m.GetConformer().GetPositions())
+            for m in _records(path)}
+
+
+def test_relax_gnn_with_the_shipped_energy_model(tmp_path, capsys):
+    from adjoint_sampling.chemistry.graph import atomic_system
+    from adjoint_sampling.chemistry.parsing import parse_smiles
+    from adjoint_sampling.generation.shipped import load_energy_model
+
+    raw, relaxed = tmp_path / "raw.sdf", tmp_path / "gnn.sdf"
+    common = ["sample", "CCCO", "-n", "3", "--seed", "5", "--model", "etkdg"]
+    assert main([*common, "-o", str(raw)]) == 0
+    assert main([*common, "--relax", "gnn", "-o", str(relaxed)]) == 0
+    assert "energies: gnn" in capsys.readouterr().err
+    mols = _records(relaxed)
+    assert len(mols) == 3 and {m.GetProp("energy_model") for m in mols} == {"gnn"}
+    assert {m.GetProp("relax") for m in mols} == {"gnn"} and not any(m.HasProp("warnings") for m in mols)
+    before = {m.GetIntProp("conformer_index"): m.GetConformer().GetPositions() for m in _records(raw)}
+    after = _sdf_energies(relaxed)
+    system = atomic_system(parse_smiles("CCCO"))
+    start = load_energy_model().energy(system, torch.from_numpy(np.stack([before[i] for i in after]))).numpy()
+    for (index, (energy, positions)), unrelaxed in zip(after.items(), start, strict=True):
+        assert np.abs(positions - before[index]).max() > 1e-3 and energy < unrelaxed
+
+
+def test_relax_gnn_refuses_an_element_of_the_energy_model_in_one_line(tmp_path, capsys):
+    checkpoint = write_tiny_gnn_checkpoint(tmp_path / "tiny.pt")  # H C N O
+    rc = main(["sample", "CCS", "-n", "2", "--model", "etkdg", "--relax", "gnn", "--energy-model", str(checkpoint)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("adjoint-sampling sample: error: ") and "element(s) S" in err[-1]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--relax", "gnn", "--energy-model", "/nonexistent/energy.pt"], "energy model '/nonexistent/energy.pt' does not exist"),
+    (["--relax", "mmff", "--energy-model", "/nonexistent/energy.pt"], "--energy-model needs --relax gnn"),
+    (["--relax", "gnn", "--energy-model", "{corrupt}"], "cannot be read: corrupt"),
+])
+def test_a_bad_energy_model_is_a_one_line_error(tmp_path, capsys, argv, message):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint\n")
+    argv = [a.replace("{corrupt}", str(corrupt)) for a in argv]
+    assert main(["sample", "CCO", "-n", "1", "--model", "etkdg", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_relax_gnn_flags_a_molecule_larger_than_the_training_data(tmp_path, capsys):
+    checkpoint = write_tiny_gnn_checkpoint(tmp_path / "tiny.pt", max_atoms=10)
+    out = tmp_path / "out.sdf"
+    argv = ["sample", "CCCO", "-n", "2", "--model", "etkdg", "--relax", "gnn", "--relax-steps", "2",
+            "--energy-model", str(checkpoint), "-o", str(out)]
+    assert main(argv) == 0
+    assert "warning: gnn_extrapolation: the molecule has 12 atoms" in capsys.readouterr().err
+    mols = _records(out)
+    assert len(mols) == 2 and all(m.GetProp("warnings").startswith("gnn_extrapolation:") for m in mols)

@@ -187,7 +187,7 @@ BAD_INPUTS = [
     ),
     ("n_huge", {"smiles": "CCO", "n_conformers": 10**30}, "n_conformers", "above_cap", ""),
     ("seed_negative", {"smiles": "CCO", "seed": -1}, "seed", "greater_than_equal", ""),
-    ("relax_unknown", {"smiles": "CCO", "relax": "uff"}, "relax", "literal_error", "'none', 'mmff' or 'xtb'"),
+    ("relax_unknown", {"smiles": "CCO", "relax": "uff"}, "relax", "literal_error", "'none', 'mmff', 'xtb' or 'gnn'"),
     ("format_unknown", {"smiles": "CCO", "format": "pdb"}, "format", "literal_error", "'sdf', 'xyz' or 'json'"),
     ("prune_zero", {"smiles": "CCO", "prune_rms": 0}, "prune_rms", "greater_than", "greater than 0"),
     ("relax_steps_zero", {"smiles": "CCO", "relax": "mmff", "relax_steps": 0}, "relax_steps", "greater_than_equal", ""),

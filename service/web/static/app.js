@@ -58,11 +58,12 @@ function render(result) {
   }));
   const dropped = Object.entries(result.dropped).map(([k, v]) => `${k}: ${v}`).join(", ") || "none";
   const removed = result.removed_fragments.length ? `; stripped ${result.removed_fragments.join(" ")}` : "";
+  const warnings = (result.warnings || []).length ? `; warning: ${result.warnings.join("; ")}` : "";
   $("summary").textContent =
     `${result.num_returned} of ${result.num_requested} conformers returned (${result.num_generated} drawn); ` +
     `dropped: ${dropped}${removed}; energies: ${result.energy_model || "none"}` +
     `${result.sorted_by_energy ? ", sorted" : ""}; ` +
-    `model ${result.model.name} ${result.model.version}; ${result.timings.service_total.toFixed(2)} s`;
+    `model ${result.model.name} ${result.model.version}; ${result.timings.service_total.toFixed(2)} s${warnings}`;
   $("result").hidden = false;
   if (!state.viewer) {
     state.viewer = $3Dmol.createViewer($("viewer"), { backgroundColor: "white" });
