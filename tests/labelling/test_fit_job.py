@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.core.paths import REPO_ROOT
 from adjoint_sampling.energy.gnn import load_gnn_checkpoint
 from adjoint_sampling.labelling.fit_job import load_energy_fit_job, run_energy_fit_job
 
@@ -124,3 +125,13 @@ def test_bad_configs_fail_with_one_line(tmp_path, data_file):
                           capture_output=True, text=True, timeout=120)
     if not torch.cuda.is_available():
         assert proc.returncode != 0 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs" / "energy").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_energy_config_parses_and_finds_its_data(path, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    job = load_energy_fit_job(path)
+    assert job.fit.steps >= 1 and job.run_dir
+    assert len(job.data_files()) >= 3  # the committed chunks of the three splits
+    if job.fit.init_from:
+        assert (REPO_ROOT / job.fit.init_from).is_file()

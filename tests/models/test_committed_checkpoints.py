@@ -1,5 +1,6 @@
 """Every model checkpoint committed to the repository still loads and rebuilds its controller
-(the shipped model, the archived ones, the synthetic benchmark's), whatever moved in the code."""
+(the shipped model, the archived ones, the synthetic benchmark's), and every GNN potential its
+network, whatever moved in the code."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ import pytest
 import torch
 
 from adjoint_sampling.core.paths import REPO_ROOT
+from adjoint_sampling.energy.gnn import load_gnn_checkpoint
+from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential
+from adjoint_sampling.labelling.fit import fit_config_from_dict
 from adjoint_sampling.models.checkpoint import load_model_checkpoint
 
+ENERGY_DIRS = ("models/archive/energy/",)
+GNN_CHECKPOINTS = sorted([REPO_ROOT / "models" / "shipped" / "energy.pt", *(REPO_ROOT / "models" / "archive" / "energy").rglob("gnn.pt")])
 CHECKPOINTS = sorted(
-    [*(REPO_ROOT / "models").rglob("*.pt"), *(REPO_ROOT / "benchmarks" / "synthetic" / "models").rglob("*.pt")]
+    p for p in [*(REPO_ROOT / "models").rglob("*.pt"), *(REPO_ROOT / "benchmarks" / "synthetic" / "models").rglob("*.pt")]
+    if p not in GNN_CHECKPOINTS and not p.relative_to(REPO_ROOT).as_posix().startswith(ENERGY_DIRS)
 )
 
 
@@ -29,3 +36,23 @@ def test_committed_checkpoint_loads_and_rebuilds_its_controller(path):
     assert weights.keys() == checkpoint.state_dict.keys()
     assert all(torch.equal(weights[k], checkpoint.state_dict[k]) for k in weights)
     assert len(checkpoint.time_grid()) == checkpoint.sde_steps + 1
+
+
+@pytest.mark.parametrize("path", GNN_CHECKPOINTS, ids=lambda p: p.relative_to(REPO_ROOT).as_posix())
+def test_committed_gnn_potential_loads_and_rebuilds_its_network(path):
+    checkpoint = load_gnn_checkpoint(path)
+    model = checkpoint.build_model()
+    weights = model.state_dict()
+    assert weights.keys() == checkpoint.state_dict.keys()
+    assert all(torch.equal(weights[k], checkpoint.state_dict[k]) for k in weights)
+    assert checkpoint.training_data["level_of_theory"] == "GFN2-xTB (tblite)"
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "models" / "archive" / "energy").rglob("train_state.pt")),
+                         ids=lambda p: p.relative_to(REPO_ROOT).as_posix())
+def test_committed_gnn_train_states_resume_their_configs(path):
+    """The archived fit states resume: their config parses and their weights fit its architecture."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    config = fit_config_from_dict(state["config"])
+    GNNPotential(GNNHParams.from_dict(config.hparams)).load_state_dict(state["model"])
+    assert 0 < state["step"] <= config.steps

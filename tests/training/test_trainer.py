@@ -290,7 +290,11 @@ def test_init_from_starts_a_run_from_checkpoint_weights(tmp_path):
     assert run_training_job(job_config_from_dict(longer), tmp_path / "tuned").iteration == 2
 
 
-@pytest.mark.parametrize("path", sorted(p for p in (REPO / "configs").rglob("*.yaml") if "labelling" not in p.parts), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (REPO / "configs").rglob("*.yaml") if not {"labelling", "energy"} & set(p.parts)),
+    ids=lambda p: p.name,
+)
 def test_every_shipped_config_parses(path):
     cfg = load_job_config(path)
     assert cfg.trainer.iterations >= 1 and cfg.problem["kind"] in ("synthetic", "molecules")
