@@ -1,7 +1,7 @@
-"""Euler-Maruyama integration of the controlled SDE ``dX = sigma_t^2 f(t, X) dt + sigma_t dW``.
+"""Euler-Maruyama integration of the controlled SDE ``dX = (b(t, X) + sigma_t^2 f(t, X)) dt + sigma_t dW``.
 
-
-``f`` is the network output (the scaled control, control ``u = sigma_t f``).
+``f`` is the network output (the scaled control, control ``u = sigma_t f``); ``b`` an optional base
+drift (``sde.base_drift``; Adjoint Matching), zero for Adjoint Sampling.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
+from adjoint_sampling.sde.base_drift import DriftFn
 from adjoint_sampling.sde.batch import SystemBatch
 from adjoint_sampling.sde.schedules import NoiseSchedule
 from adjoint_sampling.sde.spaces import StateSpace
 
-__all__ = ["integrate", "integrate_with_path_weight", "sample_terminal", "ControlFn"]
+__all__ = ["integrate", "integrate_path", "integrate_with_path_weight", "sample_terminal", "ControlFn"]
 
 ControlFn = Callable[[Tensor, Tensor], Tensor]
 """``control(t (B,), x (M, D)) -> f (M, D)``."""
@@ -32,6 +33,7 @@ def integrate(
     generator: torch.Generator | None,
     dtype: torch.dtype = torch.float32,
     x_start: Tensor | None = None,
+    base_drift: DriftFn | None = None,
 ) -> Tensor:
     """Simulate from ``X_0 = 0`` over ``grid`` ``(K+1,)``; returns ``X_1`` ``(M, D)``.
 
@@ -40,11 +42,36 @@ def integrate(
 
     Every step, with ``dnu = nu(t_{k+1}) - nu(t_k)`` (= ``int sigma^2 dt`` over the step, i.e.
     ``sigma_t^2 dt`` to first order, but exact for the noise variance even on coarse steps where
-    the geometric schedule's sigma changes a lot):
-    ``x <- project_state(x + dnu f(t_k, x) + sqrt(dnu) project_vector(eps))``.
-    ``control=None`` simulates the base process (zero control).
+    the geometric schedule's sigma changes a lot) and ``h = t_{k+1} - t_k``:
+    ``x <- project_state(x + h b(t_k, x) + dnu f(t_k, x) + sqrt(dnu) project_vector(eps))``.
+    ``control=None`` simulates the base process (zero control); ``base_drift=None`` is ``b = 0``
+    (the same random stream and result as before base drifts existed).
     """
-    return _euler_maruyama(control, space, schedule, grid, generator, dtype, x_start, track_weight=False)[0]
+    return _euler_maruyama(control, space, schedule, grid, generator, dtype, x_start, track_weight=False,
+                           base_drift=base_drift)[0]
+
+
+@torch.no_grad()
+def integrate_path(
+    control: ControlFn | None,
+    space: StateSpace,
+    schedule: NoiseSchedule,
+    grid: Tensor,
+    generator: torch.Generator | None,
+    dtype: torch.dtype = torch.float32,
+    x_start: Tensor | None = None,
+    base_drift: DriftFn | None = None,
+) -> Tensor:
+    """As :func:`integrate` (same random stream, same ``X_1``), returning the whole path: the
+    states at every grid time, ``(K+1, M, D)`` (``path[0]`` the start, ``path[-1]`` ``X_1``).
+
+    The path is what the lean adjoint of Adjoint Matching is integrated along
+    (``method.adjoint_matching``).
+    """
+    states: list[Tensor] = []
+    _euler_maruyama(control, space, schedule, grid, generator, dtype, x_start, track_weight=False,
+                    base_drift=base_drift, record=states)
+    return torch.stack(states)
 
 
 @torch.no_grad()
@@ -76,8 +103,12 @@ def _euler_maruyama(
     dtype: torch.dtype,
     x_start: Tensor | None,
     track_weight: bool,
+    base_drift: DriftFn | None = None,
+    record: list[Tensor] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     x = space.initial_state(dtype) if x_start is None else x_start.to(dtype)
+    if record is not None:
+        record.append(x)
     nu = schedule.nu(grid.to(torch.float64))
     log_ratio_rows = torch.zeros(space.num_rows, dtype=torch.float64, device=x.device) if track_weight else None
     for k in range(grid.shape[0] - 1):
@@ -86,13 +117,17 @@ def _euler_maruyama(
         sqrt_dnu = math.sqrt(max(dnu, 0.0))
         eps = space.noise(generator, dtype)
         step = sqrt_dnu * eps
+        t_sys = torch.full((space.num_systems,), t, dtype=dtype, device=x.device)
+        if base_drift is not None:
+            step = step + float(grid[k + 1] - grid[k]) * space.project_vector(base_drift(t_sys, x))
         if control is not None:
-            t_sys = torch.full((space.num_systems,), t, dtype=dtype, device=x.device)
             f = space.project_vector(control(t_sys, x))
             step = step + dnu * f
             if log_ratio_rows is not None:
                 log_ratio_rows -= (sqrt_dnu * (f * eps).sum(-1) + 0.5 * dnu * (f * f).sum(-1)).double()
         x = space.project_state(x + step)
+        if record is not None:
+            record.append(x)
     if log_ratio_rows is None:
         return x, None
     return x, scatter(log_ratio_rows, space.batch, dim=0, dim_size=space.num_systems, reduce="sum")

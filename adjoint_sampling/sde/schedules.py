@@ -16,7 +16,7 @@ from torch import Tensor
 
 from adjoint_sampling.core.errors import ConfigError
 
-__all__ = ["NoiseSchedule", "GeometricSchedule", "LinearSchedule", "build_schedule", "SCHEDULES"]
+__all__ = ["NoiseSchedule", "GeometricSchedule", "LinearSchedule", "MemorylessSchedule", "build_schedule", "SCHEDULES"]
 
 
 class NoiseSchedule(ABC):
@@ -125,11 +125,46 @@ class LinearSchedule(NoiseSchedule):
         return {"sigma_start": self.sigma_start, "sigma_end": self.sigma_end}
 
 
-SCHEDULES: dict[str, type[NoiseSchedule]] = {"geometric": GeometricSchedule, "linear": LinearSchedule}
+class MemorylessSchedule(NoiseSchedule):
+    """The memoryless schedule of the linear interpolant ``X_t = (1 - t) X_0 + t X_1`` (Adjoint
+    Matching, DESIGN.md section 8): ``sigma(t) = sqrt(2 eta_t)``, ``eta_t = (1 - t) / t``.
+
+    With it the SDE that has a flow's marginals makes ``X_0`` and ``X_1`` independent. The drift
+    ``2 v - x / t`` (``sde.base_drift``) and ``sigma`` are singular at 0, so the process starts at
+    ``t_start > 0``: ``sigma(t) = sqrt(2 (1 - t) / t)`` on ``[t_start, 1]`` and 0 before it, and
+    ``nu(t) = int_{t_start}^t sigma^2 = 2 ln(t / t_start) - 2 (t - t_start)`` (0 before
+    ``t_start``), so ``nu_1 = -2 ln(t_start) - 2 (1 - t_start)``. Integrate on a grid that starts
+    at ``t_start`` (``time_grid(..., start=t_start)``).
+    """
+
+    kind = "memoryless"
+
+    def __init__(self, t_start: float = 1e-3) -> None:
+        if not (0.0 < t_start < 1.0):
+            raise ConfigError(f"memoryless schedule needs 0 < t_start < 1, got {t_start}")
+        self.t_start = float(t_start)
+
+    def sigma(self, t: Tensor) -> Tensor:
+        tc = t.clamp(min=self.t_start)
+        return torch.where(t >= self.t_start, (2.0 * (1.0 - tc) / tc).clamp(min=0.0).sqrt(), torch.zeros_like(tc))
+
+    def nu(self, t: Tensor) -> Tensor:
+        tc = t.clamp(min=self.t_start)
+        return 2.0 * torch.log(tc / self.t_start) - 2.0 * (tc - self.t_start)
+
+    def params(self) -> dict[str, Any]:
+        return {"t_start": self.t_start}
+
+
+SCHEDULES: dict[str, type[NoiseSchedule]] = {
+    "geometric": GeometricSchedule,
+    "linear": LinearSchedule,
+    "memoryless": MemorylessSchedule,
+}
 
 
 def build_schedule(kind: str, **params: Any) -> NoiseSchedule:
-    """Build a schedule by name (``"geometric"`` or ``"linear"``); bad names/params raise ConfigError."""
+    """Build a schedule by name (a key of ``SCHEDULES``); bad names/params raise ConfigError."""
     if kind not in SCHEDULES:
         raise ConfigError(f"unknown noise schedule {kind!r}; choose one of {sorted(SCHEDULES)}")
     try:

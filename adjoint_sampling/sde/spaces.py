@@ -1,8 +1,10 @@
-"""State spaces of the SDE: zero-centre-of-mass Euclidean particles, and the torus of torsions.
+"""State spaces of the SDE: zero-centre-of-mass Euclidean particles, the torus of torsions, and
+plain Euclidean space.
 
 A batch of B systems is one flattened tensor ``x`` of shape (M, D) with a row -> system index
 ``batch`` (M,). Cartesian: rows are particles, D = 2 or 3. Torsional: rows are torsions, D = 1,
-angles in [-pi, pi).
+angles in [-pi, pi). Euclidean: rows are unconstrained vectors (a flow on R^D, or torsions lifted
+to the line for Adjoint Matching, wrapped only at the end: DESIGN.md section 8).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch_geometric.utils import degree, scatter
 from adjoint_sampling.core.geometry import TWO_PI, wrap_angle
 from adjoint_sampling.sde.schedules import NoiseSchedule
 
-__all__ = ["StateSpace", "CenteredEuclideanSpace", "TorusSpace"]
+__all__ = ["StateSpace", "CenteredEuclideanSpace", "EuclideanSpace", "TorusSpace"]
 
 class StateSpace(ABC):
     """Geometry of a batch of systems: projections, base density and base bridge.
@@ -120,6 +122,33 @@ class CenteredEuclideanSpace(StateSpace):
 
     def bridge_target(self, x1: Tensor, xt: Tensor, remaining_variance: Tensor) -> Tensor:
         return self.project_vector((x1 - xt) / remaining_variance)
+
+
+class EuclideanSpace(StateSpace):
+    """Unconstrained rows in R^D: no projection; ``p1base = N(0, nu_1 I)`` on every row."""
+
+    def project_state(self, x: Tensor) -> Tensor:
+        return x
+
+    def project_vector(self, v: Tensor) -> Tensor:
+        return v
+
+    def base_log_density_grad(self, x: Tensor, schedule: NoiseSchedule) -> Tensor:
+        return -x / schedule.nu1
+
+    def base_log_density(self, x: Tensor, schedule: NoiseSchedule) -> Tensor:
+        sq = scatter(x.double().pow(2).sum(-1), self.batch, dim=0, dim_size=self.num_systems, reduce="sum")
+        dof = degree(self.batch, self.num_systems, dtype=torch.long).double() * self.dim
+        return -sq / (2.0 * schedule.nu1) - 0.5 * dof * math.log(2.0 * math.pi * schedule.nu1)
+
+    def sample_bridge(
+        self, x1: Tensor, t: Tensor, schedule: NoiseSchedule, generator: torch.Generator | None
+    ) -> Tensor:
+        coef, var = schedule.bridge_mean_coef_and_var(t.to(x1.dtype))
+        return self.rows_of(coef) * x1 + self.rows_of(var).clamp(min=0).sqrt() * self.noise(generator, x1.dtype)
+
+    def bridge_target(self, x1: Tensor, xt: Tensor, remaining_variance: Tensor) -> Tensor:
+        return (x1 - xt) / remaining_variance
 
 
 class TorusSpace(StateSpace):
