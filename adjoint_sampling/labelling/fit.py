@@ -56,6 +56,8 @@ class FitConfig:
         warmup_steps: steps of the linear warm-up.
         energy_weight / force_weight: ``w_E`` and ``w_F``.
         ema_decay: decay of the weight average used for validation and checkpoints (0: none).
+        low_energy_temperature / low_energy_floor: frame weights of the loss that favour each
+            molecule's low-energy conformers (:func:`frame_weights`; temperature 0: equal weights).
         grad_clip: maximal gradient norm.
         checkpoint_every / log_every: in steps.
         train_splits / validation_splits: splits of the frames used for each.
@@ -73,6 +75,8 @@ class FitConfig:
     energy_weight: float = 1.0
     force_weight: float = 10.0
     ema_decay: float = 0.0
+    low_energy_temperature: float = 0.0
+    low_energy_floor: float = 0.1
     grad_clip: float = 100.0
     checkpoint_every: int = 500
     log_every: int = 10
@@ -87,6 +91,8 @@ class FitConfig:
                 raise ConfigError(f"fit {name} must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0 or self.energy_weight < 0 or self.force_weight < 0 or self.grad_clip <= 0:
             raise ConfigError("fit learning_rate and grad_clip must be > 0 and the loss weights >= 0")
+        if self.low_energy_temperature < 0 or not 0.0 < self.low_energy_floor <= 1.0:
+            raise ConfigError("fit low_energy_temperature must be >= 0 and low_energy_floor in (0, 1]")
         if not 0.0 <= self.ema_decay < 1.0 or self.warmup_steps < 0:
             raise ConfigError("fit ema_decay must be in [0, 1) and warmup_steps >= 0")
         GNNHParams.from_dict(self.hparams)  # unknown hyper-parameters fail here
@@ -155,7 +161,7 @@ def _fit_references(molecules: list[MoleculeFrames], elements: tuple[int, ...]) 
 
 def _describe(files: Sequence[str | Path], molecules: list[MoleculeFrames], splits: Sequence[str]) -> dict[str, Any]:
     return {
-        "files": [str(Path(f).name) for f in files],
+        "files": [f"{Path(f).parent.name}/{Path(f).name}" for f in files],
         "splits": list(splits),
         "num_molecules": len(molecules),
         "num_frames": int(sum(len(m.energy) for m in molecules)),
@@ -184,23 +190,40 @@ def predict(
     return energy, forces, graph.molecule
 
 
-def _centred(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
-    """``values`` ``(C,)`` minus the mean of their group."""
-    sums = torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add(0, groups, values)
-    counts = torch.bincount(groups, minlength=num_groups).to(values.dtype)
-    return values - (sums / counts)[groups]
+def _centred(values: torch.Tensor, groups: torch.Tensor, num_groups: int, weights: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(C,)`` minus the ``weights``-weighted mean of their group."""
+    sums = torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add(0, groups, weights * values)
+    totals = torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add(0, groups, weights)
+    return values - (sums / totals)[groups]
+
+
+def frame_weights(mol: MoleculeFrames, idx: torch.Tensor, config: FitConfig) -> torch.Tensor:
+    """Loss weights ``(k,)`` of conformers ``idx`` of ``mol``: ``floor + (1 - floor) exp(-(E - E_min) / T)``
+    with ``E_min`` the molecule's lowest labelled energy and ``T = low_energy_temperature`` (kcal/mol);
+    all ones when ``T`` is 0."""
+    energy = mol.energy[idx]
+    if config.low_energy_temperature <= 0:
+        return torch.ones_like(energy)
+    decay = torch.exp(-(energy - mol.energy.min()) / config.low_energy_temperature)
+    return config.low_energy_floor + (1.0 - config.low_energy_floor) * decay
 
 
 def _step_loss(
     model: GNNPotential, picks: Sequence[tuple[MoleculeFrames, torch.Tensor]], config: FitConfig
 ) -> dict[str, torch.Tensor]:
-    """Loss and energy / force MSEs on the picked conformers ``[(molecule, idx (k,))]``."""
+    """Loss and (frame-weighted, :func:`frame_weights`) energy / force MSEs on the picked conformers
+    ``[(molecule, idx (k,))]``."""
     energy, forces, groups = predict(model, picks, create_graph=model.training)
     target_e = torch.cat([mol.energy[idx] for mol, idx in picks])
     target_f = torch.cat([mol.forces[idx].reshape(-1, 3) for mol, idx in picks])
-    e_err = _centred(energy, groups, len(picks)) - _centred(target_e, groups, len(picks))
+    weights = torch.cat([frame_weights(mol, idx, config) for mol, idx in picks])
+    atom_weights = torch.cat([frame_weights(mol, idx, config).repeat_interleave(mol.atomic_numbers.numel())
+                              for mol, idx in picks])
+    n = len(picks)
+    e_err = _centred(energy, groups, n, weights) - _centred(target_e, groups, n, weights)
     f_err = forces.to(torch.float64) - target_f
-    e_mse, f_mse = e_err.pow(2).mean(), f_err.pow(2).mean()
+    e_mse = (weights * e_err.pow(2)).sum() / weights.sum()
+    f_mse = (atom_weights[:, None] * f_err.pow(2)).sum() / (3 * atom_weights.sum())
     return {"loss": config.energy_weight * e_mse + config.force_weight * f_mse, "energy_mse": e_mse, "force_mse": f_mse}
 
 
@@ -297,7 +320,7 @@ def fit_potential(
     ema: GNNPotential | None = None
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state["config"] != config_dict:
+        if fit_config_from_dict(state["config"]) != config:  # options added later take their defaults
             raise ConfigError(f"{run_dir} holds a run with a different fit config")
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])

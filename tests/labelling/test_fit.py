@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from adjoint_sampling.chemistry.embedding import rdkit_conformers
 from adjoint_sampling.chemistry.graph import atomic_system
@@ -57,3 +58,19 @@ def test_fit_config_refuses_unknown_options():
         fit_config_from_dict({"bogus": 1})
     with pytest.raises(ConfigError, match="no_such_hparam"):
         fit_config_from_dict({"hparams": {"no_such_hparam": 1}})
+
+
+def test_low_energy_frames_weigh_more_when_asked():
+    from adjoint_sampling.labelling.fit import MoleculeFrames, frame_weights
+
+    mol = MoleculeFrames(mol_id="m", atomic_numbers=torch.tensor([8, 1, 1]), charge=0,
+                         positions=torch.zeros(3, 3, 3, dtype=torch.float64),
+                         energy=torch.tensor([-100.0, -90.0, -50.0], dtype=torch.float64),
+                         forces=torch.zeros(3, 3, 3, dtype=torch.float64))
+    idx = torch.arange(3)
+    assert torch.equal(frame_weights(mol, idx, fit_config_from_dict({})), torch.ones(3, dtype=torch.float64))
+    w = frame_weights(mol, idx, fit_config_from_dict({"low_energy_temperature": 10.0, "low_energy_floor": 0.2}))
+    expected = 0.2 + 0.8 * torch.exp(-torch.tensor([0.0, 10.0, 50.0], dtype=torch.float64) / 10.0)
+    assert torch.allclose(w, expected)
+    with pytest.raises(ConfigError, match="low_energy"):
+        fit_config_from_dict({"low_energy_floor": 0.0})
