@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 GNN_FORMAT = "adjoint_sampling.gnn_potential"
 EXTRAPOLATION_WARNING = "gnn_extrapolation"
 """Code of the warning for a molecule larger than any in the training data."""
-GNN_FORMAT_VERSION = 1
+GNN_FORMAT_VERSION = 2
+"""2: ``nequip`` messages vanish smoothly at the cutoff (``smooth_messages``); format 1 files load without it."""
 _REQUIRED = ("format", "format_version", "hparams", "state_dict", "elements", "charge_range")
 _SYMBOLS = (
     "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr "
@@ -135,7 +136,9 @@ def load_gnn_checkpoint(path: str | Path) -> GNNCheckpoint:
         raise CheckpointError(f"GNN checkpoint {path} has format version {version}, newer than this code")
     low, high = (int(c) for c in data["charge_range"])
     return GNNCheckpoint(
-        hparams=GNNHParams.from_dict(data["hparams"]),
+        hparams=GNNHParams.from_dict(
+            data["hparams"] if int(data["format_version"]) >= 2 else {**data["hparams"], "smooth_messages": False}
+        ),
         state_dict=data["state_dict"],
         elements=tuple(int(z) for z in data["elements"]),
         charge_range=(low, high),

@@ -32,6 +32,9 @@ class GNNHParams:
         avg_num_neighbors: messages are summed and divided by its square root.
         envelope_p: exponent of the polynomial cutoff envelope.
         correlation: MACE body order of the product basis (ignored by ``nequip``).
+        smooth_messages: ``nequip`` multiplies each message's radial weights by the cutoff envelope,
+            so that energies are continuous when atoms cross the cutoff. False only for checkpoints of
+            format 1 (their energies jump by up to ~0.2 kcal/mol there, which stalled relaxations).
     """
 
     architecture: str = "nequip"
@@ -48,6 +51,7 @@ class GNNHParams:
     avg_num_neighbors: float = 20.0
     envelope_p: int = 6
     correlation: int = 3
+    smooth_messages: bool = True
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:

@@ -84,10 +84,17 @@ class Interaction(nn.Module):
         self.norm = 1.0 / math.sqrt(hp.avg_num_neighbors)
         self.residual = self.irreps_in == self.irreps_out
 
-    def forward(self, x: Tensor, src: Tensor, dst: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
-        """``x`` ``(A, irreps_in)``; ``edge_sh`` ``(E, sh)``; ``edge_radial`` ``(E, num_basis)`` (enveloped)."""
+    def forward(
+        self, x: Tensor, src: Tensor, dst: Tensor, edge_sh: Tensor, edge_radial: Tensor, envelope: Tensor | None
+    ) -> Tensor:
+        """``x`` ``(A, irreps_in)``; ``edge_sh`` ``(E, sh)``; ``edge_radial`` ``(E, num_basis)`` (enveloped);
+        ``envelope`` ``(E,)``: multiplies the radial MLP's output, so that a message (the MLP has biases)
+        vanishes smoothly at the cutoff; None only for checkpoints of format 1, trained without it."""
         h = self.linear_in(x)
-        messages = self.tp(h[src], edge_sh, self.radial(edge_radial))
+        weights = self.radial(edge_radial)
+        if envelope is not None:
+            weights = weights * envelope[:, None]
+        messages = self.tp(h[src], edge_sh, weights)
         agg = torch.zeros(x.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device)
         agg.index_add_(0, dst, messages)
         out = self.gate(self.linear_out(agg * self.norm) + self.self_connection(x))
@@ -124,9 +131,11 @@ class NequIPNetwork(nn.Module):
         length = vec.norm(dim=1)
         edge_sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
         basis = soft_one_hot_linspace(length, 0.0, hp.cutoff, hp.num_basis, basis="bessel", cutoff=True)
-        edge_radial = basis * polynomial_envelope(length / hp.cutoff, hp.envelope_p)[:, None]
+        envelope = polynomial_envelope(length / hp.cutoff, hp.envelope_p)
+        edge_radial = basis * envelope[:, None]
+        message_envelope = envelope if hp.smooth_messages else None
         for layer in self.layers:
-            x = layer(x, graph.src, graph.dst, edge_sh, edge_radial)
+            x = layer(x, graph.src, graph.dst, edge_sh, edge_radial, message_envelope)
         return self.readout(x[:, : hp.num_scalars]).squeeze(-1)
 
 

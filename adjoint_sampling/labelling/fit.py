@@ -17,6 +17,7 @@ and checkpoints. Under ``torchrun`` every rank draws its own molecules and gradi
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -63,7 +64,8 @@ class FitConfig:
         train_splits / validation_splits: splits of the frames used for each.
         seed: initial weights and sampling order.
         init_from: a GNN checkpoint whose weights and fitted references start a new run (the same
-            hyper-parameters); a resumed run continues from its own state instead.
+            hyper-parameters, except ``smooth_messages``, which has no weights of its own); a resumed
+            run continues from its own state instead.
     """
 
     hparams: dict[str, Any] = field(default_factory=dict)
@@ -335,7 +337,7 @@ def fit_potential(
         logger.info("resuming the GNN fit in %s at step %d", run_dir, step)
     elif config.init_from:
         start = load_gnn_checkpoint(config.init_from)
-        if start.hparams != hp:
+        if dataclasses.replace(start.hparams, smooth_messages=hp.smooth_messages) != hp:  # same weights either way
             raise ConfigError(f"init_from {config.init_from} has other hyper-parameters than this fit")
         model.load_state_dict(start.state_dict)
         logger.info("GNN weights initialised from %s", config.init_from)

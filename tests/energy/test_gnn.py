@@ -3,6 +3,7 @@ input, refused elements and charges, checkpoint round trip, relaxation through `
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -194,3 +195,35 @@ def test_an_unknown_architecture_is_refused_by_name():
         GNNHParams(architecture="schnet")
     with pytest.raises(ConfigError, match="no_such"):
         GNNHParams.from_dict({"no_such": 1})
+
+
+@pytest.mark.parametrize("architecture", ["nequip", "mace"])
+def test_energy_is_continuous_where_a_pair_crosses_the_cutoff(architecture):
+    """A message must vanish at the cutoff even though the radial MLP has biases (format 1 did not:
+    its energies jumped there, and L-BFGS relaxations stalled on the jumps)."""
+    hp = ARCHITECTURE_HP[architecture]
+    model = _random_model(hp).double()
+    for param in model.network.parameters():  # make sure biases are far from zero
+        param.data.add_(0.3)
+    numbers = torch.tensor([8, 1, 6])
+    base = torch.tensor([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    inside, outside = base.clone(), base.clone()
+    inside[2, 0], outside[2, 0] = hp.cutoff - 1e-7, hp.cutoff + 1e-7
+    energies = model(torch.stack([inside, outside]), numbers, 0).detach()
+    assert abs(float(energies[0] - energies[1])) < 1e-6
+    if architecture == "nequip":  # the format-1 form of the same weights jumps
+        rough = GNNPotential(dataclasses.replace(hp, smooth_messages=False)).double()
+        rough.load_state_dict(model.state_dict())
+        jump = rough(torch.stack([inside, outside]), numbers, 0).detach()
+        assert abs(float(jump[0] - jump[1])) > 1e-3
+
+
+def test_format_1_checkpoints_load_with_their_message_form(tmp_path):
+    path = tmp_path / "old.pt"
+    save_gnn_checkpoint(path, _random_model())
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1
+    payload["hparams"].pop("smooth_messages")
+    torch.save(payload, path)
+    assert load_gnn_checkpoint(path).hparams.smooth_messages is False
+    assert load_gnn_checkpoint(tmp_path / "old.pt").build_model().hparams == dataclasses.replace(HP, smooth_messages=False)
