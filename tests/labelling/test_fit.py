@@ -17,7 +17,7 @@ from adjoint_sampling.labelling.fit import fit_config_from_dict, fit_potential
 
 TINY_FIT = {
     "hparams": {"num_scalars": 8, "num_vectors": 4, "radial_hidden": 8, "cutoff": 4.0},
-    "steps": 30, "molecules_per_step": 1, "conformers_per_molecule": 8, "learning_rate": 1e-2,
+    "steps": 30, "molecules_per_step": 1, "conformers_per_molecule": 8, "learning_rate": 3e-2,
     "checkpoint_every": 10, "log_every": 1, "train_splits": ["train"], "validation_splits": ["validation"],
 }
 
