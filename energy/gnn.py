@@ -203,7 +203,7 @@ class GNNEnergy(EnergyModel):
             raise ConfigError(
                 f"the GNN potential does not support total charge {system.charge} (supported: {low}..{high})"
             )
-        if self.max_train_atoms is not None and system.num_atoms > int(self.max_train_atoms):
+        if self._extrapolates(system):
             key = system.key or str(system.num_atoms)
             if key not in self._warned:
                 self._warned.add(key)
@@ -212,10 +212,14 @@ class GNNEnergy(EnergyModel):
                     "energies may be less accurate", system.num_atoms, int(self.max_train_atoms),
                 )
 
+    def _extrapolates(self, system: AtomicSystem) -> bool:
+        """Whether ``system`` has more atoms than any molecule of the training data."""
+        return self.max_train_atoms is not None and system.num_atoms > int(self.max_train_atoms)
+
     def applicability_warnings(self, system: AtomicSystem) -> tuple[str, ...]:
         """``gnn_extrapolation`` when ``system`` has more atoms than any molecule of the training data
         (``training_data["max_atoms"]`` of the checkpoint)."""
-        if self.max_train_atoms is None or system.num_atoms <= int(self.max_train_atoms):
+        if not self._extrapolates(system):
             return ()
         return (
             f"{EXTRAPOLATION_WARNING}: the molecule has {system.num_atoms} atoms, more than any in the GNN energy "

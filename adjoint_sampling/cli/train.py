@@ -21,11 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from adjoint_sampling.labelling.fit_job import is_energy_fit_config, run_energy_fit_job
-    from adjoint_sampling.training.config import read_yaml
+    from adjoint_sampling.labelling.fit_job import energy_fit_job_from_dict, is_energy_fit_config, run_energy_fit_job
+    from adjoint_sampling.training.config import job_config_from_dict, read_yaml
 
-    if is_energy_fit_config(read_yaml(args.config)):
-        path = run_energy_fit_job(args.config, args.run_dir, device=args.device)
+    document = read_yaml(args.config)  # read once: the kind of job, then its dataclass
+    if is_energy_fit_config(document):
+        path = run_energy_fit_job(energy_fit_job_from_dict(document), args.run_dir, device=args.device)
         if os.environ.get("RANK", "0") == "0":
             print(f"GNN potential written to {path}")
         return 0
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--device applies to GNN potential jobs only (sampler training runs on the CPU)")
     from adjoint_sampling.training.jobs import run_training_job  # imports torch: only when training
 
-    counters = run_training_job(args.config, args.run_dir, progress=not args.no_progress)
+    counters = run_training_job(job_config_from_dict(document), args.run_dir, progress=not args.no_progress)
     if os.environ.get("RANK", "0") != "0":
         return 0
     print(

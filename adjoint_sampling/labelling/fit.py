@@ -218,9 +218,9 @@ def _step_loss(
     energy, forces, groups = predict(model, picks, create_graph=model.training)
     target_e = torch.cat([mol.energy[idx] for mol, idx in picks])
     target_f = torch.cat([mol.forces[idx].reshape(-1, 3) for mol, idx in picks])
-    weights = torch.cat([frame_weights(mol, idx, config) for mol, idx in picks])
-    atom_weights = torch.cat([frame_weights(mol, idx, config).repeat_interleave(mol.atomic_numbers.numel())
-                              for mol, idx in picks])
+    per_pick = [frame_weights(mol, idx, config) for mol, idx in picks]
+    weights = torch.cat(per_pick)
+    atom_weights = torch.cat([w.repeat_interleave(mol.atomic_numbers.numel()) for w, (mol, _) in zip(per_pick, picks)])
     n = len(picks)
     e_err = _centred(energy, groups, n, weights) - _centred(target_e, groups, n, weights)
     f_err = forces.to(torch.float64) - target_f

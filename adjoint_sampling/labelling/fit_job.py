@@ -21,7 +21,7 @@ from adjoint_sampling.labelling.fit import FitConfig, fit_potential
 from adjoint_sampling.training.config import parse_dataclass, read_yaml
 from adjoint_sampling.training.distributed import init_distributed, shutdown_distributed
 
-__all__ = ["EnergyFitJob", "is_energy_fit_config", "load_energy_fit_job", "run_energy_fit_job"]
+__all__ = ["EnergyFitJob", "energy_fit_job_from_dict", "is_energy_fit_config", "load_energy_fit_job", "run_energy_fit_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +66,14 @@ def is_energy_fit_config(data: Any) -> bool:
     return isinstance(data, dict) and "fit" in data
 
 
+def energy_fit_job_from_dict(data: Any) -> EnergyFitJob:
+    """An :class:`EnergyFitJob` from a parsed YAML document (``ConfigError`` naming a bad key or value)."""
+    return parse_dataclass(EnergyFitJob, data, "config")
+
+
 def load_energy_fit_job(path: str | Path) -> EnergyFitJob:
     """Read an :class:`EnergyFitJob` YAML file (``ConfigError`` naming a bad key or value)."""
-    return parse_dataclass(EnergyFitJob, read_yaml(path), "config")
+    return energy_fit_job_from_dict(read_yaml(path))
 
 
 def run_energy_fit_job(
