@@ -57,11 +57,13 @@ def rdkit_conformers(mol: Chem.Mol, num: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(positions)
 
 
-def local_structure(parsed: ParsedMolecule, seed: int) -> torch.Tensor:
+def local_structure(parsed: ParsedMolecule, seed: int, max_iterations: int = 0) -> torch.Tensor:
     """One RDKit ETKDGv3 conformer of ``parsed``, MMFF94-optimised, as ``(N, 3)`` float64 angstrom.
 
     Deterministic for a given ``seed``. If MMFF94 has no parameters for the molecule the
-    ETKDG geometry is returned unoptimised.
+    ETKDG geometry is returned unoptimised. ``max_iterations`` bounds RDKit's embedding attempts
+    (0: RDKit's default, 10 per atom; a stereoisomer that cannot exist in 3D uses them all, several
+    seconds for 40 atoms).
 
     Raises:
         InvalidMoleculeError: ``no_conformer`` if RDKit cannot embed the molecule.
@@ -69,6 +71,7 @@ def local_structure(parsed: ParsedMolecule, seed: int) -> torch.Tensor:
     mol = Chem.Mol(parsed.mol)
     mol.RemoveAllConformers()
     params = etkdg_parameters(seed)
+    params.maxIterations = int(max_iterations)
     conf_id = AllChem.EmbedMolecule(mol, params)
     if conf_id < 0:
         params.useRandomCoords = True

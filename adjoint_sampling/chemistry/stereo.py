@@ -12,8 +12,9 @@ def unspecified_stereoisomers(mol: Chem.Mol, max_isomers: int = 16) -> list[Chem
     """Every assignment of the unspecified stereo elements of ``mol`` (at most ``max_isomers``).
 
     Specified stereo is kept; the atom order (hydrogens included) is that of ``mol``. A molecule
-    without unspecified stereo gives ``[mol]``. Assignments that cannot be embedded in 3D (for
-    example trans-fused small rings) are left out by RDKit's embedding test.
+    without unspecified stereo gives ``[mol]``. Assignments that cannot exist in 3D (for example
+    an inverted bridgehead nitrogen) are not filtered here, as RDKit's embedding test costs
+    seconds for each: callers skip the isomers that fail to embed.
     """
     options = StereoEnumerationOptions(onlyUnassigned=True, unique=True, maxIsomers=int(max_isomers), tryEmbedding=False)
     isomers = list(EnumerateStereoisomers(Chem.Mol(mol), options=options))

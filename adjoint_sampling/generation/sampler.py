@@ -42,6 +42,10 @@ __all__ = ["Sampler"]
 
 log = logging.getLogger(__name__)
 
+ISOMER_EMBED_ITERATIONS = 50
+"""RDKit embedding attempts of an enumerated stereoisomer (an embeddable one needs a few; RDKit's
+default is 10 per atom, about 4 s to give up on an impossible 40-atom isomer)."""
+
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
@@ -184,19 +188,27 @@ class Sampler(ConformerPipeline):
         The first is ``record`` itself (embedded with ``seed``) when the SMILES specifies all
         stereo; the others are embedded with ``seed + 1, seed + 2, ...``, structure ``i`` with
         stereoisomer ``i mod (number of stereoisomers)`` of the unspecified stereo elements. One
-        that RDKit cannot embed is skipped.
+        that RDKit cannot embed is skipped; an enumerated stereoisomer gets
+        ``ISOMER_EMBED_ITERATIONS`` attempts, and once it fails it is not tried again (one that
+        cannot exist in 3D, such as an inverted bridgehead nitrogen, would otherwise cost seconds
+        per structure).
         """
         wanted = max(1, min(self.max_local_structures, math.ceil(num / max(1, self.conformers_per_local_structure))))
         isomers = unspecified_stereoisomers(record.parsed.mol)
         if len(isomers) == 1:
-            records, first = [record], 1
+            records, first, budget = [record], 1, 0
         else:
-            records, first = [], 0
+            records, first, budget = [], 0, ISOMER_EMBED_ITERATIONS
+        failed: set[int] = set()
         for offset in range(first, wanted):
-            isomer = dataclasses.replace(record.parsed, mol=isomers[offset % len(isomers)])
+            index = offset % len(isomers)
+            if index in failed:
+                continue
+            isomer = dataclasses.replace(record.parsed, mol=isomers[index])
             try:
-                positions = local_structure(isomer, seed + offset)
+                positions = local_structure(isomer, seed + offset, max_iterations=budget)
             except InvalidMoleculeError:
+                failed.add(index)
                 continue
             records.append(dataclasses.replace(record, local_positions=positions))
         return records or [record]

@@ -4,6 +4,7 @@ determinism, SDF parse-back, relaxation, pruning, mirror handling and bad input.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,12 @@ from molecular_helpers import TINY_SMILES, tiny_job
 from rdkit import Chem
 
 from adjoint_sampling.chemistry.checks import check_conformers, reflect_positions
+from adjoint_sampling.chemistry.embedding import local_structure
 from adjoint_sampling.core.errors import CheckpointError, ConfigError, InvalidMoleculeError
 from adjoint_sampling.core.version import __version__
 from adjoint_sampling.energy.mmff import MMFFEnergy
 from adjoint_sampling.generation.formats import conformers_to_sdf
+from adjoint_sampling.generation import sampler as sampler_module
 from adjoint_sampling.generation.sampler import Sampler
 from adjoint_sampling.generation.types import ConformerGenerator, GenerationRequest
 from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
@@ -195,6 +198,22 @@ def test_samples_spread_over_several_local_structures(sampler):
     assert len(structures) == 3  # ceil(12 / conformers_per_local_structure=4)
     first = structures[0].local_positions
     assert all(not torch.allclose(first, other.local_positions) for other in structures[1:])
+
+
+def test_a_stereoisomer_that_cannot_be_embedded_is_tried_once(sampler, monkeypatch):
+    """The bridgehead nitrogen of this azabicyclo[2.2.2]octane enumerates as two stereoisomers, one of
+    which cannot exist in 3D: it is tried once, and every local structure comes from the other."""
+    calls: list[str] = []
+
+    def counting(parsed, seed, max_iterations=0):
+        calls.append(Chem.MolToSmiles(parsed.mol))
+        return local_structure(parsed, seed, max_iterations)
+
+    monkeypatch.setattr(sampler_module, "local_structure", counting)
+    record = sampler.prepare(GenerationRequest("C[C@@H]1CC2CCN1CC2", num_conformers=24, seed=0))
+    structures = sampler.local_structures(record, 24, 0)
+    assert sorted(Counter(calls).values()) == [1, 3]  # 6 structures wanted, alternating isomers
+    assert len(structures) == 3  # one per successful embedding
 
 
 def test_sde_steps_override_and_sample_reuse(checkpoint_path):
