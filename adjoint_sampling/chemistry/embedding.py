@@ -62,8 +62,9 @@ def local_structure(parsed: ParsedMolecule, seed: int, max_iterations: int = 0) 
 
     Deterministic for a given ``seed``. If MMFF94 has no parameters for the molecule the
     ETKDG geometry is returned unoptimised. ``max_iterations`` bounds RDKit's embedding attempts
-    (0: RDKit's default, 10 per atom; a stereoisomer that cannot exist in 3D uses them all, several
-    seconds for 40 atoms).
+    and then leaves out the second try from random coordinates (0: RDKit's default of 10 attempts
+    per atom, then that second try; a stereoisomer that cannot exist in 3D uses them all, about
+    10 s for 40 atoms).
 
     Raises:
         InvalidMoleculeError: ``no_conformer`` if RDKit cannot embed the molecule.
@@ -73,7 +74,7 @@ def local_structure(parsed: ParsedMolecule, seed: int, max_iterations: int = 0) 
     params = etkdg_parameters(seed)
     params.maxIterations = int(max_iterations)
     conf_id = AllChem.EmbedMolecule(mol, params)
-    if conf_id < 0:
+    if conf_id < 0 and not max_iterations:
         params.useRandomCoords = True
         conf_id = AllChem.EmbedMolecule(mol, params)
     if conf_id < 0:
