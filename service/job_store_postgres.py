@@ -13,12 +13,12 @@ finished exactly once; the result is written by the same statement as the status
 All times come from the database clock (``clock_timestamp()``, epoch seconds), so workers on
 machines with skewed clocks agree on when a lease expires.
 
-Schema: created idempotently at start (``CREATE ... IF NOT EXISTS`` under a transaction-scoped
-advisory lock, so servers starting together do not race) and versioned in ``schema_version``
-(``SCHEMA_VERSION``; a database written by a newer version is refused). There is one version so far
-and nothing to migrate, so a migration tool (Alembic, which would also pull in SQLAlchemy) would
-add a dependency and no function; the day the schema changes, a migration step keyed on
-``schema_version`` (or Alembic, if migrations multiply) goes here.
+Schema: migrated with Alembic at start (``migrations/``: plain-SQL revisions, run on one SQLAlchemy
+connection inside a transaction that holds an advisory lock, so servers and workers starting
+together migrate once). ``alembic_version`` holds the revision; a database at a revision this
+version does not know (written by a newer one) is refused. A database made before Alembic (with a
+``schema_version`` table) is upgraded in place, its jobs kept. SQLAlchemy serves only the migration:
+the queue itself runs on psycopg.
 
 One connection per store, serialised by a lock (like the SQLite store); a broken connection is
 reopened on the next call.
@@ -33,51 +33,61 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
-
 from urllib.parse import urlsplit
 
 import psycopg
+from adjoint_sampling.service.job_store import JobRecord
 from psycopg.conninfo import conninfo_to_dict
 
 from adjoint_sampling.core.errors import ConfigError
-from adjoint_sampling.service.job_store import JobRecord
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-_SCHEMA_LOCK_KEY = 0x4A5F0B5  # advisory lock serialising schema creation across servers
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_SCHEMA_LOCK_KEY = 0x4A5F0B5  # advisory lock serialising schema migration across servers
 _NOW = "extract(epoch from clock_timestamp())"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
-    request TEXT NOT NULL,
-    molecules_total INTEGER NOT NULL,
-    molecules_done INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at DOUBLE PRECISION NOT NULL,
-    started_at DOUBLE PRECISION,
-    finished_at DOUBLE PRECISION,
-    error_reason TEXT,
-    error_message TEXT,
-    result TEXT,
-    lease_owner TEXT,
-    lease_expires_at DOUBLE PRECISION
-);
-CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at);
-CREATE TABLE IF NOT EXISTS job_events (
-    id BIGSERIAL PRIMARY KEY,
-    job_id TEXT NOT NULL REFERENCES jobs (id),
-    at DOUBLE PRECISION NOT NULL,
-    event TEXT NOT NULL,
-    owner TEXT,
-    attempt INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job_id);
-"""
+
+def head_revision() -> str:
+    """The newest schema revision this version of the package migrates to."""
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head())
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to :func:`head_revision` (Alembic ``upgrade head``), under the
+    schema advisory lock.
+
+    Raises:
+        ConfigError: the database is at a revision this version does not know, or the migration failed.
+    """
+    import sqlalchemy
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util.exc import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = sqlalchemy.create_engine(re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url),
+                                      poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except CommandError as exc:
+        raise ConfigError(
+            f"the job database {redact(url)} has a schema this version of adjoint-sampling does not know "
+            f"(it migrates to revision {head_revision()}): {_first_line(exc)}"
+        ) from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise ConfigError(f"AS_DB_URL: migrating the job database {redact(url)} failed: {_first_line(exc)}") from None
+    finally:
+        engine.dispose()
+
 
 _COLUMNS = (
     "id, status, request, molecules_total, molecules_done, attempts, created_at, started_at, finished_at, "
@@ -124,7 +134,7 @@ class PostgresJobStore:
         self._connect_timeout_s = connect_timeout_s
         self._lock = threading.Lock()
         self._conn = self._connect()
-        self._create_schema()
+        migrate(self.url)
 
     def _connect(self) -> psycopg.Connection:
         validate_url(self.url)
@@ -146,19 +156,6 @@ class PostgresJobStore:
                 self._conn = self._connect()
             with self._conn.transaction(), self._conn.cursor() as cursor:
                 yield cursor
-
-    def _create_schema(self) -> None:
-        with self._transaction() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-            cur.execute(_SCHEMA)
-            row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
-            if row is None or row[0] is None:
-                cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"the job database {redact(self.url)} has schema version {row[0]}; "
-                    f"this version of adjoint-sampling knows {SCHEMA_VERSION}"
-                )
 
     def close(self) -> None:
         with self._lock:

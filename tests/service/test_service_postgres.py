@@ -24,12 +24,12 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from adjoint_sampling.service.job_store_postgres import PostgresJobStore, head_revision
+from adjoint_sampling.service.settings import ServiceSettings
+from adjoint_sampling.service.testing import free_port, start_server
 
 from adjoint_sampling.cli.entry import main
 from adjoint_sampling.core.errors import ConfigError
-from adjoint_sampling.service.job_store_postgres import SCHEMA_VERSION, PostgresJobStore
-from adjoint_sampling.service.settings import ServiceSettings
-from adjoint_sampling.service.testing import free_port, start_server
 
 SLOW_MOLECULE = {"smiles": "CCCCO"}  # about 0.8 s per molecule with GFN2-xTB relaxation of 2 conformers
 
@@ -113,16 +113,60 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 # --- the store ---------------------------------------------------------------------------------
 
 
-def test_schema_is_created_once_and_versioned(postgres):
+def test_schema_is_migrated_by_alembic_once_and_a_newer_one_is_refused(postgres):
     url = postgres.new_database()
     PostgresJobStore(url).close()
-    store = PostgresJobStore(url)  # again: idempotent
+    store = PostgresJobStore(url)  # again: nothing to do
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
-        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
+        conn.execute("UPDATE alembic_version SET version_num = 'from_a_newer_version'")
     store.close()
-    with pytest.raises(ConfigError, match="schema version"):
+    with pytest.raises(ConfigError, match="does not know") as newer:
         PostgresJobStore(url)
+    assert "from_a_newer_version" in str(newer.value) and "\n" not in str(newer.value)
+
+
+def test_servers_starting_together_migrate_once(postgres):
+    url = postgres.new_database()
+    stores, errors = [], []
+
+    def open_store() -> None:
+        try:
+            stores.append(PostgresJobStore(url))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(stores) == 4
+    job = stores[0].create({"smiles": ["C"]}, 1)
+    assert all(store.get(job).status == "queued" for store in stores)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
+    for store in stores:
+        store.close()
+
+
+def test_a_database_from_before_alembic_is_upgraded_with_its_jobs(postgres):
+    """The previous store made its tables itself and kept a ``schema_version`` table: the first
+    migration adopts such a database, keeps its jobs and drops ``schema_version``."""
+    url = postgres.new_database()
+    PostgresJobStore(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:  # turn it into what the previous version left
+        conn.execute("DROP TABLE alembic_version")
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        conn.execute("INSERT INTO jobs (id, status, request, molecules_total, created_at) "
+                     "VALUES ('earlier', 'queued', '{\"smiles\": [\"C\"]}', 1, 0)")
+    store = PostgresJobStore(url)
+    assert store.get("earlier").status == "queued"
+    with psycopg.connect(url) as conn:
+        tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert "schema_version" not in tables and {"jobs", "job_events", "alembic_version"} <= tables
+    store.close()
 
 
 def test_concurrent_claims_never_hand_out_a_job_twice(postgres):
