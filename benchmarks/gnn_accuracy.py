@@ -57,7 +57,7 @@ from adjoint_sampling.core.errors import AdjointSamplingError
 from adjoint_sampling.core.paths import REPO_ROOT, SHARED_DATA_DIR
 from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.relax import DEFAULT_MAX_STEPS, relax
-from adjoint_sampling.labelling.extxyz import read_frames
+from adjoint_sampling.labelling.extxyz import frames_by_molecule
 
 __all__ = [
     "MIN_FRAMES_SPEARMAN",
@@ -225,20 +225,14 @@ def load_labelled_molecules(
 
     Frames of one ``mol_id`` with another atom order or charge than its first frame form their own group.
     """
-    groups: dict[tuple[str, bytes, int, int], list] = {}
-    for path in sorted((Path(folder) / "data" / split).glob("*.extxyz.gz")):
-        for frame in read_frames(path):
-            if frame.split != split:
-                continue
-            key = (frame.mol_id, np.asarray(frame.atomic_numbers, dtype=np.int64).tobytes(), frame.charge,
-                   frame.multiplicity)
-            groups.setdefault(key, []).append(frame)
     molecules: list[LabelledMolecule] = []
-    for (mol_id, _, charge, multiplicity), frames in sorted(groups.items(), key=lambda item: item[0][0]):
-        numbers = torch.as_tensor(np.asarray(frames[0].atomic_numbers), dtype=torch.long)
+    for frames in frames_by_molecule(sorted((Path(folder) / "data" / split).glob("*.extxyz.gz")), {split}):
+        first = frames[0]
+        numbers = torch.as_tensor(np.asarray(first.atomic_numbers), dtype=torch.long)
         molecules.append(LabelledMolecule(
-            mol_id=mol_id,
-            system=AtomicSystem(atomic_numbers=numbers, charge=int(charge), multiplicity=int(multiplicity), key=mol_id),
+            mol_id=first.mol_id,
+            system=AtomicSystem(atomic_numbers=numbers, charge=int(first.charge), multiplicity=int(first.multiplicity),
+                                key=first.mol_id),
             sources=np.array([f.source for f in frames]),
             positions=np.stack([f.positions for f in frames]),
             energy=np.array([f.energy_kcal_mol for f in frames], dtype=np.float64),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +32,8 @@ import numpy as np
 
 from adjoint_sampling.core.units import EV_TO_KCAL
 
-__all__ = ["POSITION_DECIMALS", "LabelledFrame", "frames_to_text", "write_frames_gz", "read_frames", "iter_frames_text"]
+__all__ = ["POSITION_DECIMALS", "LabelledFrame", "frames_by_molecule", "frames_to_text", "write_frames_gz", "read_frames",
+           "iter_frames_text"]
 
 POSITION_DECIMALS = 6
 """Decimals of the stored positions (angstrom); the job labels positions rounded to these, so a
@@ -189,3 +190,17 @@ def read_frames(path: str | Path) -> list[LabelledFrame]:
     raw = path.read_bytes()
     text = gzip.decompress(raw).decode("utf-8") if raw[:2] == b"\x1f\x8b" else raw.decode("utf-8")
     return list(iter_frames_text(text))
+
+
+def frames_by_molecule(paths: Iterable[str | Path], splits: Collection[str]) -> list[list[LabelledFrame]]:
+    """The frames of ``paths`` whose split is in ``splits``, one group per molecule, groups in ``mol_id``
+    order, frames in file order. A group shares ``mol_id``, atom order, charge and multiplicity (frames
+    of one ``mol_id`` that disagree on those form groups of their own)."""
+    groups: dict[tuple[str, bytes, int, int], list[LabelledFrame]] = {}
+    for path in paths:
+        for frame in read_frames(path):
+            if frame.split in splits:
+                key = (frame.mol_id, np.asarray(frame.atomic_numbers, dtype=np.int64).tobytes(), frame.charge,
+                       frame.multiplicity)
+                groups.setdefault(key, []).append(frame)
+    return [frames for _, frames in sorted(groups.items(), key=lambda item: item[0][0])]

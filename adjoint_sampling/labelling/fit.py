@@ -35,7 +35,7 @@ from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.energy.gnn import load_gnn_checkpoint, save_gnn_checkpoint
 from adjoint_sampling.energy.gnn_graph import concat_graphs
 from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential
-from adjoint_sampling.labelling.extxyz import read_frames
+from adjoint_sampling.labelling.extxyz import frames_by_molecule
 from adjoint_sampling.training.config import parse_dataclass
 from adjoint_sampling.training.distributed import DistributedContext
 
@@ -123,23 +123,18 @@ class MoleculeFrames:
 
 
 def load_molecule_frames(files: Sequence[str | Path], splits: Sequence[str]) -> list[MoleculeFrames]:
-    """Frames of ``files`` in ``splits``, grouped by molecule (conformers of a molecule share atom order)."""
-    groups: dict[str, list] = {}
-    for path in files:
-        for frame in read_frames(path):
-            if frame.split in splits:
-                groups.setdefault(frame.mol_id, []).append(frame)
-    out = []
-    for mol_id, frames in sorted(groups.items()):
-        out.append(MoleculeFrames(
-            mol_id=mol_id,
+    """Frames of ``files`` in ``splits``, one :class:`MoleculeFrames` per molecule (:func:`frames_by_molecule`)."""
+    return [
+        MoleculeFrames(
+            mol_id=frames[0].mol_id,
             atomic_numbers=torch.as_tensor(frames[0].atomic_numbers, dtype=torch.long),
             charge=int(frames[0].charge),
             positions=torch.as_tensor(np.stack([f.positions for f in frames]), dtype=torch.float64),
             energy=torch.tensor([f.energy_kcal_mol for f in frames], dtype=torch.float64),
             forces=torch.as_tensor(np.stack([f.forces_kcal_mol_a for f in frames]), dtype=torch.float64),
-        ))
-    return out
+        )
+        for frames in frames_by_molecule(files, splits)
+    ]
 
 
 def _fit_references(molecules: list[MoleculeFrames], elements: tuple[int, ...]) -> torch.Tensor:
