@@ -1,6 +1,6 @@
 """The method's pieces: Adjoint Sampling's terminal adjoint, Adjoint Matching's lean adjoint ODE
-(base drift), the RAM, bridge-matching and Adjoint Matching losses, the replay buffer, importance
-weights and the posterior-mean target."""
+(base drift) and its base's flow matching, the RAM, bridge-matching and Adjoint Matching losses,
+the replay buffer, importance weights and the posterior-mean target."""
 
 from adjoint_sampling.core.lazy import lazy_exports
 
@@ -18,6 +18,8 @@ __all__, __getattr__ = lazy_exports(
         "clip_per_row": ".adjoint",
         "drift_vjp": ".adjoint_matching",
         "effective_sample_fraction": ".importance",
+        "flow_matching_loss": ".flow_matching",
+        "interpolant_sample": ".flow_matching",
         "lean_adjoint": ".adjoint_matching",
         "per_system_mean_sq": ".losses",
         "posterior_mean_adjoint": ".posterior_target",

@@ -1,5 +1,6 @@
 """Training runtime: YAML job configs into dataclasses, the resumable (torchrun) trainer, optimiser
-helpers, distributed set-up and the problem builders of a job. Lazy: reading a config imports no torch."""
+helpers, distributed set-up, the problem builders of a job and Adjoint Matching's loops. Lazy:
+reading a config imports no torch."""
 
 from adjoint_sampling.core.lazy import lazy_exports
 
@@ -18,5 +19,11 @@ __all__, __getattr__ = lazy_exports(
         "cosine_lr": ".optim",
         "optimizer_step": ".optim",
         "DistributedContext": ".distributed",
+        "AdjointMatchingSettings": ".adjoint_matching",
+        "FineTuneTask": ".adjoint_matching",
+        "FlowMatchingSettings": ".adjoint_matching",
+        "fine_tune": ".adjoint_matching",
+        "pretrain_flow": ".adjoint_matching",
+        "sample_fine_tuned": ".adjoint_matching",
     },
 )

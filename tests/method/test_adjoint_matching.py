@@ -6,18 +6,29 @@ import math
 
 import pytest
 import torch
+from gaussian_flow_helpers import GaussianFlow, euler_chain_moments
 from torch import Tensor, nn
 
 from adjoint_sampling.core.geometry import wrap_angle
 from adjoint_sampling.method.adjoint import terminal_adjoint
-from adjoint_sampling.method.adjoint_matching import adjoint_matching_targets, lean_adjoint, reward_terminal_adjoint
+from adjoint_sampling.method.adjoint_matching import (
+    adjoint_matching_targets,
+    lean_adjoint,
+    reward_terminal_adjoint,
+)
 from adjoint_sampling.method.losses import adjoint_matching_loss, ram_loss
 from adjoint_sampling.sde.base_drift import flow_sde_drift
+from adjoint_sampling.sde.batch import SystemBatch
 from adjoint_sampling.sde.integrate import integrate, integrate_path
 from adjoint_sampling.sde.schedules import GeometricSchedule, MemorylessSchedule
 from adjoint_sampling.sde.spaces import CenteredEuclideanSpace, EuclideanSpace
 from adjoint_sampling.sde.time_grids import time_grid
-from gaussian_flow_helpers import GaussianFlow, euler_chain_moments
+from adjoint_sampling.training.adjoint_matching import (
+    AdjointMatchingSettings,
+    FineTuneTask,
+    fine_tune,
+    sample_fine_tuned,
+)
 
 F64 = torch.float64
 
@@ -127,14 +138,14 @@ def test_zero_base_drift_is_adjoint_sampling():
 
 
 class _Controller(nn.Module):
-    """A small MLP ``f(t, x)`` for one-row systems."""
+    """A small MLP ``f(t, x)`` for one-row systems (the controller signature; the batch is unused)."""
 
     def __init__(self, dim: int, hidden: int = 32) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(dim + 1, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                  nn.Linear(hidden, dim))
 
-    def forward(self, t, x):
+    def forward(self, t, x, batch=None):
         return self.net(torch.cat([t.view(-1, 1).to(x.dtype), x], -1))
 
 
@@ -149,33 +160,22 @@ REWARDS = {  # name: (grad r, closed-form tilted mean and covariance), lambda = 
 
 def fine_tune_gaussian_flow(reward: str, seed: int = 0, iterations: int = 300, batch: int = 64,
                             steps: int = 100, samples: int = 20_000, t_start: float = 1e-3, lr: float = 3e-2) -> Tensor:
-    """Fine-tune the flow N(0, I) -> N(m, S) with Adjoint Matching for ``reward``; return
-    ``samples`` draws ``(samples, 2)`` of the fine-tuned memoryless SDE."""
+    """Fine-tune the flow N(0, I) -> N(m, S) with Adjoint Matching (``training.adjoint_matching``) for
+    ``reward``; return ``samples`` draws ``(samples, 2)`` of the fine-tuned memoryless SDE."""
     torch.manual_seed(seed)
     grad_r = REWARDS[reward][0]
-    schedule = MemorylessSchedule(t_start)
-    grid = time_grid(steps, start=schedule.t_start)
+    settings = AdjointMatchingSettings(iterations=iterations, batch_size=batch, sde_steps=steps, t_start=t_start,
+                                       lr=lr, lr_final=0.0, seed=seed + 1)
+    task = FineTuneTask(
+        make_batch=lambda n: SystemBatch([0] * n, EuclideanSpace(torch.arange(n), n, 2)),
+        base_velocity=lambda t, x, batch: FLOW.velocity(t, x),
+        sample_start=lambda n, gen: FLOW.sample_marginal(t_start, n, gen),
+        reward_grad=lambda x1, batch: grad_r(x1),
+    )
     model = _Controller(2).double()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    lr_decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
-    gen = torch.Generator().manual_seed(seed + 1)
-    space = EuclideanSpace(torch.arange(batch), batch, 2)
-    drift = flow_sde_drift(FLOW.velocity, schedule, space)
-    for _ in range(iterations):
-        start = FLOW.sample_marginal(schedule.t_start, batch, gen)
-        path = integrate_path(model, space, schedule, grid, gen, F64, start, drift)
-        targets = adjoint_matching_targets(path, grid, reward_terminal_adjoint(grad_r(path[-1]), space),
-                                           space, schedule, drift)
-        f_pred = model(targets.times.repeat_interleave(batch), targets.states.reshape(-1, 2)).view(steps, batch, 2)
-        loss = adjoint_matching_loss(f_pred, targets.adjoint, space)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        lr_decay.step()
-    space = EuclideanSpace(torch.arange(samples), samples, 2)
-    start = FLOW.sample_marginal(schedule.t_start, samples, gen)
-    with torch.no_grad():
-        return integrate(model, space, schedule, grid, gen, F64, start, flow_sde_drift(FLOW.velocity, schedule, space))
+    losses = fine_tune(model, task, settings)
+    assert len(losses) == iterations and losses[-1] < losses[0]
+    return sample_fine_tuned(model, task, samples, settings, torch.Generator().manual_seed(seed + 2))
 
 
 @pytest.mark.parametrize("reward", ["linear", "quadratic"])

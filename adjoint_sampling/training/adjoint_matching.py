@@ -1,0 +1,203 @@
+"""Adjoint Matching as a training loop: pre-train a flow by flow matching, then fine-tune it towards
+``p_base(x) exp(lambda r(x))`` (DESIGN.md section 8).
+
+The fine-tuned SDE is ``dX = (b(t, X) + sigma_t^2 f(t, X)) dt + sigma_t dW`` on the memoryless
+schedule, ``b`` the drift of the pre-trained flow (``sde.flow_sde_drift``) and ``f`` the trained
+control. Every iteration draws ``batch_size`` paths from the current model (no gradient through
+them), integrates the lean adjoint back along them (``method.adjoint_matching``) and regresses
+``f`` onto ``-a`` at the grid times (all of them, or a random subset). Fields take the controller
+signature ``(t (B,), x (M, D), batch: SystemBatch) -> (M, D)``, so the EGNN of Adjoint Sampling
+serves as velocity and as control.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.method.adjoint_matching import (
+    AdjointMatchingTargets,
+    adjoint_matching_targets,
+    reward_terminal_adjoint,
+)
+from adjoint_sampling.method.flow_matching import flow_matching_loss
+from adjoint_sampling.method.losses import adjoint_matching_loss
+from adjoint_sampling.sde.base_drift import DriftFn, flow_sde_drift
+from adjoint_sampling.sde.batch import SystemBatch
+from adjoint_sampling.sde.integrate import integrate, integrate_path
+from adjoint_sampling.sde.schedules import MemorylessSchedule
+from adjoint_sampling.sde.time_grids import time_grid
+from adjoint_sampling.training.optim import cosine_lr, optimizer_step
+
+__all__ = ["AdjointMatchingSettings", "BatchedField", "FineTuneTask", "FlowMatchingSettings", "fine_tune",
+           "pretrain_flow", "sample_fine_tuned"]
+
+log = logging.getLogger(__name__)
+
+BatchedField = Callable[[Tensor, Tensor, SystemBatch], Tensor]
+"""``field(t (B,), x (M, D), batch) -> (M, D)``: a velocity or a control (a controller module)."""
+
+
+@dataclass
+class FlowMatchingSettings:
+    """Flow-matching pre-training: ``steps`` Adam steps on ``batch_size`` data systems, cosine decay
+    from ``lr`` to ``lr_final``, gradient-norm clip ``grad_clip``."""
+
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    lr_final: float | None = 1e-4
+    grad_clip: float | None = 1.0
+    seed: int = 0
+
+
+@dataclass
+class AdjointMatchingSettings:
+    """Fine-tuning: ``iterations`` Adam steps, each on ``batch_size`` fresh paths of ``sde_steps``
+    Euler-Maruyama steps on a ``grid`` time grid from ``t_start`` (the memoryless schedule's start),
+    regressing at ``times_per_iteration`` random grid times (None: all). Each batch of paths serves
+    ``grad_steps_per_batch`` steps (a fresh draw of times each; simulating the paths and their lean
+    adjoint costs far more than a regression step), so ``iterations`` counts gradient steps and
+    ``iterations / grad_steps_per_batch`` batches of paths are drawn. ``reward_scale`` is lambda;
+    terminal adjoints are clipped per row to ``max_adjoint_norm`` (None: no clip)."""
+
+    iterations: int = 300
+    batch_size: int = 64
+    sde_steps: int = 100
+    grid: str = "uniform"
+    t_start: float = 1e-3
+    lr: float = 3e-2
+    lr_final: float | None = 0.0
+    grad_clip: float | None = None
+    reward_scale: float = 1.0
+    max_adjoint_norm: float | None = None
+    times_per_iteration: int | None = None
+    grad_steps_per_batch: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.grad_steps_per_batch < 1:
+            raise ConfigError(f"grad_steps_per_batch must be >= 1, got {self.grad_steps_per_batch}")
+        if self.iterations < 0 or self.batch_size < 1 or self.sde_steps < 1:
+            raise ConfigError("iterations >= 0, batch_size >= 1 and sde_steps >= 1 are needed")
+        if self.times_per_iteration is not None and not 1 <= self.times_per_iteration <= self.sde_steps:
+            raise ConfigError(f"times_per_iteration must be in [1, sde_steps], got {self.times_per_iteration}")
+
+    def schedule(self) -> MemorylessSchedule:
+        return MemorylessSchedule(self.t_start)
+
+    def time_grid(self) -> Tensor:
+        return time_grid(self.sde_steps, self.grid, start=self.t_start)
+
+
+@dataclass(frozen=True)
+class FineTuneTask:
+    """What Adjoint Matching fine-tunes, and towards what.
+
+    Attributes:
+        make_batch: ``n -> SystemBatch`` of ``n`` systems (rows system after system).
+        base_velocity: the pre-trained flow's velocity (t = 0 noise, t = 1 data).
+        sample_start: ``(n, generator) -> (M, D)``: states of ``n`` systems at ``t_start`` under the
+            base flow (its marginal there: ``(1 - t) X_0 + t X_1``).
+        reward_grad: ``(x1 (M, D), batch) -> grad r (M, D)`` at the paths' ends (``r = -E / kT``:
+            ``-grad E / kT``).
+    """
+
+    make_batch: Callable[[int], SystemBatch]
+    base_velocity: BatchedField
+    sample_start: Callable[[int, torch.Generator], Tensor]
+    reward_grad: Callable[[Tensor, SystemBatch], Tensor]
+
+    def base_drift(self, batch: SystemBatch, schedule: MemorylessSchedule) -> DriftFn:
+        """The memoryless SDE drift of the base flow on ``batch``."""
+        return flow_sde_drift(lambda t, x: self.base_velocity(t, x, batch), schedule, batch.space)
+
+
+def pretrain_flow(
+    velocity: nn.Module, data: Tensor, make_batch: Callable[[int], SystemBatch], settings: FlowMatchingSettings,
+    log_every: int = 0,
+) -> list[float]:
+    """Train ``velocity`` (a :data:`BatchedField` module) by flow matching on ``data`` ``(N, n, D)``
+    (systems of ``n`` rows); returns the loss of every step."""
+    gen = torch.Generator().manual_seed(settings.seed)
+    batch = make_batch(settings.batch_size)
+    dtype = next(velocity.parameters()).dtype
+
+    def loss_at(step: int) -> Tensor:
+        pick = torch.randint(data.shape[0], (settings.batch_size,), generator=gen)
+        x1 = batch.space.project_state(data[pick].reshape(-1, data.shape[-1]).to(dtype))
+        return flow_matching_loss(lambda t, x: velocity(t, x, batch), x1, batch.space, gen)
+
+    return _adam_loop(velocity, loss_at, settings.steps, settings.lr, settings.lr_final, settings.grad_clip,
+                      "flow matching step", log_every)
+
+
+def fine_tune(
+    control: nn.Module, task: FineTuneTask, settings: AdjointMatchingSettings, log_every: int = 0,
+) -> list[float]:
+    """Fine-tune ``control`` (a :data:`BatchedField` module, the scaled control ``f``) with Adjoint
+    Matching; returns the loss of every iteration. Float64 paths if ``control`` is float64."""
+    gen = torch.Generator().manual_seed(settings.seed)
+    dtype = next(control.parameters()).dtype
+    schedule, grid = settings.schedule(), settings.time_grid()
+    batch = task.make_batch(settings.batch_size)
+    space = batch.space
+    drift = task.base_drift(batch, schedule)
+    times = settings.times_per_iteration or settings.sde_steps
+    stacked = task.make_batch(times * settings.batch_size)
+
+    current: list[AdjointMatchingTargets] = []
+
+    def loss_at(step: int) -> Tensor:
+        if step % settings.grad_steps_per_batch == 0:
+            start = task.sample_start(settings.batch_size, gen)
+            path = integrate_path(lambda t, x: control(t, x, batch), space, schedule, grid, gen, dtype, start, drift)
+            terminal = reward_terminal_adjoint(task.reward_grad(path[-1], batch), space, settings.reward_scale,
+                                               settings.max_adjoint_norm)
+            current[:] = [adjoint_matching_targets(path, grid, terminal, space, schedule, drift)]
+        targets = current[0]
+        if settings.times_per_iteration is not None:
+            targets = targets.at(torch.randperm(settings.sde_steps, generator=gen)[:times])
+        rows = targets.states.reshape(-1, targets.states.shape[-1])
+        f_pred = control(targets.times.repeat_interleave(settings.batch_size), rows, stacked)
+        return adjoint_matching_loss(f_pred.view_as(targets.states), targets.adjoint, space)
+
+    return _adam_loop(control, loss_at, settings.iterations, settings.lr, settings.lr_final, settings.grad_clip,
+                      "adjoint matching iteration", log_every)
+
+
+def _adam_loop(
+    model: nn.Module, loss_at: Callable[[int], Tensor], steps: int, lr: float, lr_final: float | None,
+    grad_clip: float | None, label: str, log_every: int,
+) -> list[float]:
+    """``steps`` Adam steps on ``loss_at(step)`` with cosine decay from ``lr`` to ``lr_final``; the loss
+    of every step (``nan`` for a step skipped for a non-finite gradient)."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    losses: list[float] = []
+    for step in range(steps):
+        for group in optimiser.param_groups:
+            group["lr"] = cosine_lr(step, steps, lr, lr_final)
+        value = optimizer_step(model, optimiser, loss_at(step), grad_clip)
+        losses.append(float("nan") if value is None else value)
+        if log_every and (step + 1) % log_every == 0:
+            log.info("%s %d/%d: loss %.4f", label, step + 1, steps, sum(losses[-log_every:]) / log_every)
+    return losses
+
+
+@torch.no_grad()
+def sample_fine_tuned(
+    control: nn.Module | None, task: FineTuneTask, num: int, settings: AdjointMatchingSettings,
+    generator: torch.Generator, dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """``X_1`` ``(M, D)`` of ``num`` systems from the memoryless SDE of the base flow plus ``control``
+    (``None``: the base flow alone), on the settings' schedule and grid."""
+    schedule, grid = settings.schedule(), settings.time_grid()
+    batch = task.make_batch(num)
+    start = task.sample_start(num, generator)
+    fn = None if control is None else (lambda t, x: control(t, x, batch))
+    return integrate(fn, batch.space, schedule, grid, generator, dtype, start, task.base_drift(batch, schedule))
