@@ -12,7 +12,8 @@ samples, before (the base flow's memoryless SDE) and after (plus the fine-tuned 
         --output benchmarks/results/adjoint_matching_dw4.json
 
 The biased sample is made once and kept (``references/dw4_tau2.pt``); the two networks are written
-to ``--model-dir``.
+to ``--model-dir`` (the recorded run's: ``models/archive/dw4_adjoint_matching.pt``, which
+``--flow-checkpoint`` accepts to skip the flow's training).
 """
 
 from __future__ import annotations
@@ -83,13 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--base-tau", type=float, default=2.0, help="temperature of the biased sample")
     parser.add_argument("--flow-steps", type=int, default=5000)
-    parser.add_argument("--iterations", type=int, default=400, help="Adjoint Matching gradient steps")
-    parser.add_argument("--grad-steps-per-batch", type=int, default=1, help="gradient steps on each batch of paths")
+    parser.add_argument("--iterations", type=int, default=3000, help="Adjoint Matching gradient steps")
+    parser.add_argument("--grad-steps-per-batch", type=int, default=10, help="gradient steps on each batch of paths")
     parser.add_argument("--flow-checkpoint", type=Path,
                         help="reuse the base flow of an earlier run (its dw4_adjoint_matching.pt) instead of training one")
     parser.add_argument("--batch-size", type=int, default=64, help="paths per iteration")
     parser.add_argument("--times-per-iteration", type=int, default=25)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--sde-steps", type=int, default=100)
     parser.add_argument("--grid", default="start_refined",
                         help="time grid of paths and draws: start_refined keeps Euler stable near t_start, where the "
