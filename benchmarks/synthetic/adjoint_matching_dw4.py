@@ -38,8 +38,13 @@ from adjoint_sampling.models.egnn import EGNNController
 from torch import Tensor
 
 from adjoint_sampling.core.atomic_io import atomic_torch_save, atomic_write_text
+from adjoint_sampling.method.adjoint_matching import (
+    adjoint_matching_targets,
+    reward_terminal_adjoint,
+)
 from adjoint_sampling.problems.synthetic import SyntheticProblem
 from adjoint_sampling.sde.batch import SystemBatch
+from adjoint_sampling.sde.integrate import integrate_path
 from adjoint_sampling.training.adjoint_matching import (
     AdjointMatchingSettings,
     FineTuneTask,
@@ -79,6 +84,31 @@ def evaluate(x: Tensor, problem: SyntheticProblem, ref_x: Tensor, ref_e: Tensor)
             "mean_energy": float(e.mean())}
 
 
+@torch.no_grad()
+def control_alignment(control: EGNNController, task: FineTuneTask, settings: AdjointMatchingSettings, num: int = 256,
+                      seed: int = 0) -> list[dict[str, float]]:
+    """Along ``num`` paths of the fine-tuned SDE, at a few grid times: the mean lean adjoint norm per
+    particle, the mean control norm and the cosine between the control and its target ``-a``."""
+    gen = torch.Generator().manual_seed(seed)
+    schedule, grid = settings.schedule(), settings.time_grid()
+    batch = task.make_batch(num)
+    drift = task.base_drift(batch, schedule)
+    path = integrate_path(lambda t, x: control(t, x, batch), batch.space, schedule, grid, gen, torch.float32,
+                          task.sample_start(num, gen), drift)
+    terminal = reward_terminal_adjoint(task.reward_grad(path[-1], batch), batch.space, settings.reward_scale,
+                                       settings.max_adjoint_norm)
+    targets = adjoint_matching_targets(path, grid, terminal, batch.space, schedule, drift)
+    steps = len(targets.times)
+    rows = []
+    for k in sorted({1, steps // 10, 3 * steps // 10, steps // 2, 7 * steps // 10, 9 * steps // 10, steps - 1}):
+        f = control(targets.times[k].expand(num), targets.states[k], batch)
+        a = targets.adjoint[k]
+        rows.append({"t": float(targets.times[k]), "adjoint_norm": float(a.norm(dim=-1).mean()),
+                     "control_norm": float(f.norm(dim=-1).mean()),
+                     "cosine": float(torch.nn.functional.cosine_similarity(f.flatten(), -a.flatten(), dim=0))})
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m adjoint_sampling.benchmarks.synthetic.adjoint_matching_dw4",
                                      description=__doc__.splitlines()[0])
@@ -88,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grad-steps-per-batch", type=int, default=10, help="gradient steps on each batch of paths")
     parser.add_argument("--flow-checkpoint", type=Path,
                         help="reuse the base flow of an earlier run (its dw4_adjoint_matching.pt) instead of training one")
+    parser.add_argument("--alignment-only", action="store_true",
+                        help="with --flow-checkpoint: print how that run's control aligns with its targets, then stop")
     parser.add_argument("--batch-size", type=int, default=64, help="paths per iteration")
     parser.add_argument("--times-per-iteration", type=int, default=25)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -157,6 +189,14 @@ def main(argv: list[str] | None = None) -> int:
                               torch.float32)
         return x.view(args.num_samples, 4, 2)
 
+    if args.alignment_only:
+        if args.flow_checkpoint is None:
+            raise SystemExit("--alignment-only needs --flow-checkpoint")
+        control = EGNNController(**EGNN)
+        control.load_state_dict(torch.load(args.flow_checkpoint, weights_only=False)["control"])
+        for row in control_alignment(control, task, settings, seed=args.seed):
+            print(json.dumps({k: round(v, 3) for k, v in row.items()}))
+        return 0
     base = draw(None)
     report["before"] = evaluate(base, problem, ref_x, ref_e)
     biased_e = problem.energy_model.energy(data[: args.num_samples])
@@ -170,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                                   * settings.batch_size,
                                   "loss_first_25": sum(losses[:25]) / 25, "loss_last_25": sum(losses[-25:]) / 25}
     report["after"] = evaluate(draw(control), problem, ref_x, ref_e)
+    report["control_alignment"] = control_alignment(control, task, settings, seed=args.seed)
     print(f"fine-tuned: {report['after']}")
     args.model_dir.mkdir(parents=True, exist_ok=True)
     torch.save({"egnn": EGNN, "velocity": velocity.state_dict(), "control": control.state_dict(), "report": report},
