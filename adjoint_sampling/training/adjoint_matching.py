@@ -39,6 +39,9 @@ __all__ = ["AdjointMatchingSettings", "BatchedField", "FineTuneTask", "FlowMatch
 
 log = logging.getLogger(__name__)
 
+LOSS_WEIGHTS = ("none", "sigma_sq")
+"""Weights of the grid times in the Adjoint Matching loss (:class:`AdjointMatchingSettings`)."""
+
 BatchedField = Callable[[Tensor, Tensor, SystemBatch], Tensor]
 """``field(t (B,), x (M, D), batch) -> (M, D)``: a velocity or a control (a controller module)."""
 
@@ -64,7 +67,9 @@ class AdjointMatchingSettings:
     ``grad_steps_per_batch`` steps (a fresh draw of times each; simulating the paths and their lean
     adjoint costs far more than a regression step), so ``iterations`` counts gradient steps and
     ``iterations / grad_steps_per_batch`` batches of paths are drawn. ``reward_scale`` is lambda;
-    terminal adjoints are clipped per row to ``max_adjoint_norm`` (None: no clip)."""
+    terminal adjoints are clipped per row to ``max_adjoint_norm`` (None: no clip). ``loss_weight``:
+    ``none`` weighs every time alike (``|| f + a ||^2``), ``sigma_sq`` by the step's ``sigma^2``
+    (DESIGN's ``|| u + sigma a ||^2``); same minimiser."""
 
     iterations: int = 300
     batch_size: int = 64
@@ -78,9 +83,12 @@ class AdjointMatchingSettings:
     max_adjoint_norm: float | None = None
     times_per_iteration: int | None = None
     grad_steps_per_batch: int = 1
+    loss_weight: str = "none"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.loss_weight not in LOSS_WEIGHTS:
+            raise ConfigError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
         if self.grad_steps_per_batch < 1:
             raise ConfigError(f"grad_steps_per_batch must be >= 1, got {self.grad_steps_per_batch}")
         if self.iterations < 0 or self.batch_size < 1 or self.sde_steps < 1:
@@ -165,7 +173,8 @@ def fine_tune(
             targets = targets.at(torch.randperm(settings.sde_steps, generator=gen)[:times])
         rows = targets.states.reshape(-1, targets.states.shape[-1])
         f_pred = control(targets.times.repeat_interleave(settings.batch_size), rows, stacked)
-        return adjoint_matching_loss(f_pred.view_as(targets.states), targets.adjoint, space)
+        weight = targets.sigma_sq if settings.loss_weight == "sigma_sq" else None
+        return adjoint_matching_loss(f_pred.view_as(targets.states), targets.adjoint, space, weight=weight)
 
     return _adam_loop(control, loss_at, settings.iterations, settings.lr, settings.lr_final, settings.grad_clip,
                       "adjoint matching iteration", log_every)

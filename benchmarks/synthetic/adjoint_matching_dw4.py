@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="paths per iteration")
     parser.add_argument("--times-per-iteration", type=int, default=25)
     parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--loss-weight", choices=["none", "sigma_sq"], default="none")
     parser.add_argument("--sde-steps", type=int, default=100)
     parser.add_argument("--grid", default="start_refined",
                         help="time grid of paths and draws: start_refined keeps Euler stable near t_start, where the "
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         iterations=args.iterations, batch_size=args.batch_size, sde_steps=args.sde_steps, grid=args.grid, lr=args.lr,
         lr_final=args.lr / 10,
         grad_clip=1.0, reward_scale=1.0 - 1.0 / args.base_tau, max_adjoint_norm=30.0,
-        times_per_iteration=args.times_per_iteration, grad_steps_per_batch=args.grad_steps_per_batch, seed=args.seed + 1,
+        times_per_iteration=args.times_per_iteration, grad_steps_per_batch=args.grad_steps_per_batch,
+        loss_weight=args.loss_weight, seed=args.seed + 1,
     )
 
     def sample_start(n: int, gen: torch.Generator) -> Tensor:

@@ -97,8 +97,23 @@ def test_each_batch_of_paths_serves_grad_steps_per_batch_steps():
     assert len(losses) == 6 and starts == [5, 5] and rewards == [(5, 2), (5, 2)]
 
 
+def test_sigma_sq_weighting_scales_the_early_times_up():
+    """The same paths and control (same seeds) give a larger loss weighted by sigma^2, which is far
+    above 1 near t_start on the memoryless schedule (2 (1 - t) / t)."""
+    task = FineTuneTask(_batch, lambda t, x, batch: FLOW.velocity(t, x), lambda n, g: FLOW.sample_marginal(1e-3, n, g),
+                        lambda x, b: torch.ones_like(x))
+    losses = {}
+    for weight in ("none", "sigma_sq"):
+        torch.manual_seed(0)
+        settings = AdjointMatchingSettings(iterations=1, batch_size=8, sde_steps=10, lr=0.0, lr_final=0.0,
+                                           loss_weight=weight)
+        losses[weight] = fine_tune(_Velocity().double(), task, settings)[0]
+    assert losses["sigma_sq"] > 2 * losses["none"] > 0
+
+
 @pytest.mark.parametrize("bad", [{"times_per_iteration": 0}, {"times_per_iteration": 101}, {"batch_size": 0},
-                                 {"sde_steps": 0}, {"grad_steps_per_batch": 0}])
+                                 {"sde_steps": 0}, {"grad_steps_per_batch": 0},
+                                 {"loss_weight": "uniform"}])
 def test_settings_refuse_what_cannot_run(bad):
     with pytest.raises(ConfigError):
         AdjointMatchingSettings(**bad)
