@@ -12,7 +12,7 @@ samples, before (the base flow's memoryless SDE) and after (plus the fine-tuned 
         --output benchmarks/results/adjoint_matching_dw4.json
 
 The biased sample is made once and kept (``references/dw4_tau2.pt``); the two networks are written
-to ``--model-dir`` (the recorded run's: ``models/archive/dw4_adjoint_matching.pt``, which
+to ``--model-dir`` (the recorded run's: ``adjoint_matching/dw4_networks.pt``, which
 ``--flow-checkpoint`` accepts to skip the flow's training).
 """
 
