@@ -34,7 +34,7 @@ from adjoint_sampling.sde.schedules import MemorylessSchedule
 from adjoint_sampling.sde.time_grids import time_grid
 from adjoint_sampling.training.optim import cosine_lr, optimizer_step
 
-__all__ = ["AdjointMatchingSettings", "BatchedField", "FineTuneTask", "FlowMatchingSettings", "fine_tune",
+__all__ = ["AdjointMatchingSettings", "BatchedField", "FineTuneTask", "FlowMatchingSettings", "draw_targets", "fine_tune",
            "pretrain_flow", "sample_fine_tuned"]
 
 log = logging.getLogger(__name__)
@@ -152,10 +152,8 @@ def fine_tune(
     Matching; returns the loss of every iteration. Float64 paths if ``control`` is float64."""
     gen = torch.Generator().manual_seed(settings.seed)
     dtype = next(control.parameters()).dtype
-    schedule, grid = settings.schedule(), settings.time_grid()
     batch = task.make_batch(settings.batch_size)
     space = batch.space
-    drift = task.base_drift(batch, schedule)
     times = settings.times_per_iteration or settings.sde_steps
     stacked = task.make_batch(times * settings.batch_size)
 
@@ -163,11 +161,7 @@ def fine_tune(
 
     def loss_at(step: int) -> Tensor:
         if step % settings.grad_steps_per_batch == 0:
-            start = task.sample_start(settings.batch_size, gen)
-            path = integrate_path(lambda t, x: control(t, x, batch), space, schedule, grid, gen, dtype, start, drift)
-            terminal = reward_terminal_adjoint(task.reward_grad(path[-1], batch), space, settings.reward_scale,
-                                               settings.max_adjoint_norm)
-            current[:] = [adjoint_matching_targets(path, grid, terminal, space, schedule, drift)]
+            current[:] = [draw_targets(control, task, batch, settings, gen, dtype)]
         targets = current[0]
         if settings.times_per_iteration is not None:
             targets = targets.at(torch.randperm(settings.sde_steps, generator=gen)[:times])
@@ -178,6 +172,22 @@ def fine_tune(
 
     return _adam_loop(control, loss_at, settings.iterations, settings.lr, settings.lr_final, settings.grad_clip,
                       "adjoint matching iteration", log_every)
+
+
+@torch.no_grad()
+def draw_targets(
+    control: nn.Module, task: FineTuneTask, batch: SystemBatch, settings: AdjointMatchingSettings,
+    generator: torch.Generator, dtype: torch.dtype,
+) -> AdjointMatchingTargets:
+    """Paths of ``batch``'s systems from the current model (the base flow's memoryless SDE plus
+    ``control``, from ``task.sample_start``) and their lean adjoint targets."""
+    schedule, grid = settings.schedule(), settings.time_grid()
+    drift = task.base_drift(batch, schedule)
+    start = task.sample_start(batch.space.num_systems, generator)
+    path = integrate_path(lambda t, x: control(t, x, batch), batch.space, schedule, grid, generator, dtype, start, drift)
+    terminal = reward_terminal_adjoint(task.reward_grad(path[-1], batch), batch.space, settings.reward_scale,
+                                       settings.max_adjoint_norm)
+    return adjoint_matching_targets(path, grid, terminal, batch.space, schedule, drift)
 
 
 def _adam_loop(

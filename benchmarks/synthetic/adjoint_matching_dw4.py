@@ -38,17 +38,14 @@ from adjoint_sampling.models.egnn import EGNNController
 from torch import Tensor
 
 from adjoint_sampling.core.atomic_io import atomic_torch_save, atomic_write_text
-from adjoint_sampling.method.adjoint_matching import (
-    adjoint_matching_targets,
-    reward_terminal_adjoint,
-)
+from adjoint_sampling.method.flow_matching import interpolant_sample
 from adjoint_sampling.problems.synthetic import SyntheticProblem
 from adjoint_sampling.sde.batch import SystemBatch
-from adjoint_sampling.sde.integrate import integrate_path
 from adjoint_sampling.training.adjoint_matching import (
     AdjointMatchingSettings,
     FineTuneTask,
     FlowMatchingSettings,
+    draw_targets,
     fine_tune,
     pretrain_flow,
     sample_fine_tuned,
@@ -89,15 +86,8 @@ def control_alignment(control: EGNNController, task: FineTuneTask, settings: Adj
                       seed: int = 0) -> list[dict[str, float]]:
     """Along ``num`` paths of the fine-tuned SDE, at a few grid times: the mean lean adjoint norm per
     particle, the mean control norm and the cosine between the control and its target ``-a``."""
-    gen = torch.Generator().manual_seed(seed)
-    schedule, grid = settings.schedule(), settings.time_grid()
     batch = task.make_batch(num)
-    drift = task.base_drift(batch, schedule)
-    path = integrate_path(lambda t, x: control(t, x, batch), batch.space, schedule, grid, gen, torch.float32,
-                          task.sample_start(num, gen), drift)
-    terminal = reward_terminal_adjoint(task.reward_grad(path[-1], batch), batch.space, settings.reward_scale,
-                                       settings.max_adjoint_norm)
-    targets = adjoint_matching_targets(path, grid, terminal, batch.space, schedule, drift)
+    targets = draw_targets(control, task, batch, settings, torch.Generator().manual_seed(seed), torch.float32)
     steps = len(targets.times)
     rows = []
     for k in sorted({1, steps // 10, 3 * steps // 10, steps // 2, 7 * steps // 10, 9 * steps // 10, steps - 1}):
@@ -174,10 +164,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def sample_start(n: int, gen: torch.Generator) -> Tensor:
         """The base flow's marginal at t_start: ``(1 - t) X_0 + t X_1`` with X_1 from the biased sample."""
-        batch = make_batch(n)
-        x1 = data[torch.randint(data.shape[0], (n,), generator=gen)].reshape(-1, 2).float()
-        t = settings.t_start
-        return (1.0 - t) * batch.space.noise(gen) + t * batch.space.project_state(x1)
+        space = make_batch(n).space
+        x1 = space.project_state(data[torch.randint(data.shape[0], (n,), generator=gen)].reshape(-1, 2).float())
+        return interpolant_sample(x1, torch.full((n,), settings.t_start), space, gen)[0]
 
     def reward_grad(x1: Tensor, batch: SystemBatch) -> Tensor:
         return -problem.evaluate(batch, x1).energy_grad.to(x1.dtype)

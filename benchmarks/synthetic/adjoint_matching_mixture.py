@@ -22,6 +22,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from adjoint_sampling.method.flow_matching import interpolant_sample
 from adjoint_sampling.sde.batch import SystemBatch
 from adjoint_sampling.sde.spaces import EuclideanSpace
 from adjoint_sampling.training.adjoint_matching import (
@@ -57,13 +58,17 @@ class _Control(nn.Module):
         return self.net(torch.cat([t.view(-1, 1).to(x.dtype), x], -1))
 
 
+def _batch(n: int) -> SystemBatch:
+    return SystemBatch([0] * n, EuclideanSpace(torch.arange(n), n, 1))
+
+
 def task(t_start: float) -> FineTuneTask:
     def start(n: int, gen: torch.Generator) -> Tensor:
+        """The base flow's marginal at ``t_start``: ``(1 - t) X_0 + t X_1``, ``X_1`` from the mixture."""
         x1 = MEANS[torch.randint(2, (n,), generator=gen)] + STD * torch.randn(n, generator=gen, dtype=F64)
-        return ((1 - t_start) * torch.randn(n, generator=gen, dtype=F64) + t_start * x1).view(-1, 1)
+        return interpolant_sample(x1.view(-1, 1), torch.full((n,), t_start, dtype=F64), _batch(n).space, gen)[0]
 
-    return FineTuneTask(lambda n: SystemBatch([0] * n, EuclideanSpace(torch.arange(n), n, 1)), mixture_velocity, start,
-                        lambda x1, batch: torch.ones_like(x1))
+    return FineTuneTask(_batch, mixture_velocity, start, lambda x1, batch: torch.ones_like(x1))
 
 
 def run(settings: AdjointMatchingSettings, num_samples: int = 20_000) -> dict[str, float]:
