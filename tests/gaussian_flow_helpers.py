@@ -4,11 +4,24 @@ forms of its reward-tilted targets (tests of Adjoint Matching)."""
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from adjoint_sampling.sde.base_drift import flow_sde_drift
 from adjoint_sampling.sde.schedules import NoiseSchedule
 from adjoint_sampling.sde.spaces import EuclideanSpace
+
+
+class TimeMLP(nn.Module):
+    """A small MLP field ``(t (M,), x (M, D)) -> (M, D)`` with the controller signature (the batch is
+    unused): a control or a velocity for one-row systems."""
+
+    def __init__(self, dim: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim + 1, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, dim))
+
+    def forward(self, t, x, batch=None):
+        return self.net(torch.cat([t.view(-1, 1).to(x.dtype), x], -1))
 
 
 class GaussianFlow:

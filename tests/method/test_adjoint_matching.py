@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from gaussian_flow_helpers import GaussianFlow, euler_chain_moments
-from torch import Tensor, nn
+from gaussian_flow_helpers import GaussianFlow, TimeMLP, euler_chain_moments
+from torch import Tensor
 
 from adjoint_sampling.core.geometry import wrap_angle
 from adjoint_sampling.method.adjoint import terminal_adjoint
@@ -137,18 +137,6 @@ def test_zero_base_drift_is_adjoint_sampling():
     assert float(adjoint_matching_loss(-targets.adjoint, targets.adjoint, space)) == pytest.approx(0.0, abs=1e-24)
 
 
-class _Controller(nn.Module):
-    """A small MLP ``f(t, x)`` for one-row systems (the controller signature; the batch is unused)."""
-
-    def __init__(self, dim: int, hidden: int = 32) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim + 1, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, dim))
-
-    def forward(self, t, x, batch=None):
-        return self.net(torch.cat([t.view(-1, 1).to(x.dtype), x], -1))
-
-
 FLOW = GaussianFlow(torch.tensor([1.0, -0.5], dtype=F64), torch.tensor([[0.5, 0.2], [0.2, 0.3]], dtype=F64))
 LINEAR_C = torch.tensor([1.0, 2.0], dtype=F64)
 QUAD_Q, QUAD_CENTRE = torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=F64), torch.tensor([0.0, 0.5], dtype=F64)
@@ -172,7 +160,7 @@ def fine_tune_gaussian_flow(reward: str, seed: int = 0, iterations: int = 300, b
         sample_start=lambda n, gen: FLOW.sample_marginal(t_start, n, gen),
         reward_grad=lambda x1, batch: grad_r(x1),
     )
-    model = _Controller(2).double()
+    model = TimeMLP(2).double()
     losses = fine_tune(model, task, settings)
     assert len(losses) == iterations and losses[-1] < losses[0]
     return sample_fine_tuned(model, task, samples, settings, torch.Generator().manual_seed(seed + 2))

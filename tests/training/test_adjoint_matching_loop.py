@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from gaussian_flow_helpers import GaussianFlow
-from torch import nn
+from gaussian_flow_helpers import GaussianFlow, TimeMLP
 
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.method.flow_matching import flow_matching_loss
@@ -30,15 +29,6 @@ def _batch(n: int) -> SystemBatch:
     return SystemBatch([0] * n, EuclideanSpace(torch.arange(n), n, 2))
 
 
-class _Velocity(nn.Module):
-    def __init__(self, hidden: int = 64) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
-
-    def forward(self, t, x, batch=None):
-        return self.net(torch.cat([t.view(-1, 1).to(x.dtype), x], -1))
-
-
 def test_the_exact_velocity_minimises_the_flow_matching_loss():
     """Same draws of t and X_0 for every candidate: the flow's velocity field beats shifted or scaled ones."""
     x1 = FLOW.mean + torch.randn(50_000, 2, generator=torch.Generator().manual_seed(0), dtype=F64) @ torch.linalg.cholesky(FLOW.cov).T
@@ -59,7 +49,7 @@ def test_flow_matching_on_samples_learns_their_gaussian():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(3)
     data = FLOW.mean + torch.randn(4000, 1, 2, generator=gen, dtype=F64) @ torch.linalg.cholesky(FLOW.cov).T
-    velocity = _Velocity().double()
+    velocity = TimeMLP(2, hidden=64).double()
     losses = pretrain_flow(velocity, data, _batch, FlowMatchingSettings(steps=1500, batch_size=256, lr=1e-2, lr_final=1e-3))
     assert len(losses) == 1500 and sum(losses[-100:]) < sum(losses[:100])
     settings = AdjointMatchingSettings(sde_steps=100)
@@ -93,7 +83,7 @@ def test_each_batch_of_paths_serves_grad_steps_per_batch_steps():
     )
     settings = AdjointMatchingSettings(iterations=6, grad_steps_per_batch=3, batch_size=5, sde_steps=10,
                                        times_per_iteration=4)
-    losses = fine_tune(_Velocity().double(), task, settings)
+    losses = fine_tune(TimeMLP(2, hidden=64).double(), task, settings)
     assert len(losses) == 6 and starts == [5, 5] and rewards == [(5, 2), (5, 2)]
 
 
@@ -107,7 +97,7 @@ def test_sigma_sq_weighting_scales_the_early_times_up():
         torch.manual_seed(0)
         settings = AdjointMatchingSettings(iterations=1, batch_size=8, sde_steps=10, lr=0.0, lr_final=0.0,
                                            loss_weight=weight)
-        losses[weight] = fine_tune(_Velocity().double(), task, settings)[0]
+        losses[weight] = fine_tune(TimeMLP(2, hidden=64).double(), task, settings)[0]
     assert losses["sigma_sq"] > 2 * losses["none"] > 0
 
 
