@@ -9,7 +9,15 @@ responsibility at ``(t, x)``). Tilting by ``exp(x)`` (``r = x``, lambda = 1) shi
 20,000 draws of the fine-tuned SDE give the right mode's share and both modes' means. No network
 learns the base here, so what is missed is the fine-tune's alone.
 
+Two references in closed form locate what is missed. ``--exact-control`` samples with the optimal
+control ``f* = grad_x log E_base[exp(r(X_1)) | X_t = x]`` (under the memoryless base,
+``X_t | X_1 ~ N(t X_1, (1 - t)^2)``), which checks the SDE and its grid. ``--adjoint-check`` compares,
+under the base process, the mean of the lean adjoint ``-a(t)`` (for ``r = x``, the pathwise derivative
+``dX_1 / dX_t``) with its exact conditional mean ``d E[X_1 | X_t = x] / dx``, at several times.
+
     OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.synthetic.adjoint_matching_mixture --iterations 600
+    OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.synthetic.adjoint_matching_mixture --exact-control
+    OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.synthetic.adjoint_matching_mixture --adjoint-check
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from adjoint_sampling.sde.spaces import EuclideanSpace
 from adjoint_sampling.training.adjoint_matching import (
     AdjointMatchingSettings,
     FineTuneTask,
+    draw_targets,
     fine_tune,
     sample_fine_tuned,
 )
@@ -47,6 +56,52 @@ def mixture_velocity(t: Tensor, x: Tensor, batch: SystemBatch | None = None) -> 
     responsibility = torch.softmax(-0.5 * (x - centre) ** 2 / var, dim=-1)  # equal weights and variances
     per_mode = MEANS.view(1, -1) + (t * STD**2 - (1 - t)) / var * (x - centre)
     return (responsibility * per_mode).sum(-1, keepdim=True)
+
+
+def _posterior(t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Under the memoryless base, ``X_1 | X_t = x`` is a two-component mixture: its log component
+    weights up to a constant, component means and the shared variance, each ``(M, 2)``."""
+    t, x = t.to(F64).view(-1, 1), x.to(F64)
+    noise_var = (1 - t) ** 2
+    log_weight = -0.5 * (x - t * MEANS.view(1, -1)) ** 2 / (t**2 * STD**2 + noise_var)
+    precision = 1 / STD**2 + t**2 / noise_var
+    mean = (MEANS.view(1, -1) / STD**2 + t * x / noise_var) / precision
+    return log_weight, mean, (1 / precision).expand_as(mean)
+
+
+def exact_control(t: Tensor, x: Tensor, batch: SystemBatch | None = None) -> Tensor:
+    """The optimal scaled control ``f*(t, x) = d/dx log E_base[exp(X_1) | X_t = x]``, ``(M, 1)``."""
+    with torch.enable_grad():
+        xg = x.detach().to(F64).requires_grad_(True)
+        log_weight, mean, var = _posterior(t.expand(x.shape[0]) if t.numel() == 1 else t, xg)
+        log_h = torch.logsumexp(log_weight + mean + var / 2, -1) - torch.logsumexp(log_weight, -1)
+        (grad,) = torch.autograd.grad(log_h.sum(), xg)
+    return grad
+
+
+def posterior_mean_slope(t: Tensor, x: Tensor) -> Tensor:
+    """``d E_base[X_1 | X_t = x] / dx`` ``(M, 1)``: what the lean adjoint of ``r = x`` estimates."""
+    with torch.enable_grad():
+        xg = x.detach().to(F64).requires_grad_(True)
+        log_weight, mean, _ = _posterior(t, xg)
+        (grad,) = torch.autograd.grad((torch.softmax(log_weight, -1) * mean).sum(), xg)
+    return grad
+
+
+class _ExactControl(nn.Module):
+    """:func:`exact_control` as a module (``sample_fine_tuned`` takes one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1, dtype=F64))
+
+    def forward(self, t: Tensor, x: Tensor, batch: SystemBatch | None = None) -> Tensor:
+        return exact_control(t, x)
+
+
+class _ZeroControl(_ExactControl):
+    def forward(self, t: Tensor, x: Tensor, batch: SystemBatch | None = None) -> Tensor:
+        return torch.zeros_like(x)
 
 
 class _Control(nn.Module):
@@ -83,6 +138,35 @@ def run(settings: AdjointMatchingSettings, num_samples: int = 20_000) -> dict[st
             "right_mean": float(x[right].mean())}
 
 
+def run_exact(settings: AdjointMatchingSettings, num_samples: int = 20_000) -> dict[str, float]:
+    """Draws of the SDE with the exact optimal control: the share and means the fine-tune aims at."""
+    x = sample_fine_tuned(_ExactControl(), task(settings.t_start), num_samples, settings,
+                          torch.Generator().manual_seed(settings.seed + 1)).view(-1)
+    right = x > 0
+    return {"right_share": float(right.double().mean()), "left_mean": float(x[~right].mean()),
+            "right_mean": float(x[right].mean())}
+
+
+def adjoint_check(settings: AdjointMatchingSettings, num_paths: int = 100_000,
+                  times: tuple[float, ...] = (0.01, 0.09, 0.25, 0.49, 0.81)) -> list[dict[str, float]]:
+    """Base paths (zero control): at the grid times nearest ``times``, the mean and median of the lean
+    adjoint's ``-a(t)`` against the mean of its exact conditional mean ``d E[X_1 | X_t] / dx``."""
+    batch_task = task(settings.t_start)
+    targets = draw_targets(_ZeroControl(), batch_task, batch_task.make_batch(num_paths), settings,
+                           torch.Generator().manual_seed(settings.seed), F64)
+    rows = []
+    for wanted in times:
+        k = int((targets.times - wanted).abs().argmin())
+        estimate = -targets.adjoint[k].view(-1)
+        exact = posterior_mean_slope(targets.times[k].expand(num_paths), targets.states[k]).view(-1)
+        top = estimate.sort(descending=True).values
+        rows.append({"t": float(targets.times[k]), "lean_adjoint_mean": float(estimate.mean()),
+                     "lean_adjoint_median": float(estimate.median()), "exact_mean": float(exact.mean()),
+                     "top_1pct_share_of_sum": float(top[: num_paths // 100].sum() / estimate.sum()),
+                     "max": float(top[0])})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adjoint_sampling.benchmarks.synthetic.adjoint_matching_mixture",
                                      description=__doc__.splitlines()[0])
@@ -91,11 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sde-steps", type=int, default=100)
     parser.add_argument("--grid", default="start_refined")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--exact-control", action="store_true", help="sample with the exact optimal control instead")
+    parser.add_argument("--adjoint-check", action="store_true",
+                        help="compare the lean adjoint's mean with its exact value on base paths")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = AdjointMatchingSettings(iterations=args.iterations, batch_size=args.batch_size, sde_steps=args.sde_steps,
                                        grid=args.grid, lr=args.lr, lr_final=args.lr / 10, seed=1)
-    result = {**run(settings), "target_right_share": TILTED_RIGHT_SHARE, "target_means": TILTED_MEANS,
+    if args.adjoint_check:
+        print(json.dumps({"sde_steps": args.sde_steps, "grid": args.grid, "rows": adjoint_check(settings)}))
+        return 0
+    outcome = run_exact(settings) if args.exact_control else run(settings)
+    result = {**outcome, "exact_control": args.exact_control, "target_right_share": TILTED_RIGHT_SHARE, "target_means": TILTED_MEANS,
               "iterations": args.iterations, "sde_steps": args.sde_steps, "grid": args.grid, "lr": args.lr}
     print(json.dumps(result))
     return 0

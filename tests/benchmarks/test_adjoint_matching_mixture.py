@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from adjoint_sampling.benchmarks.synthetic.adjoint_matching_mixture import TILTED_RIGHT_SHARE, run
+from adjoint_sampling.benchmarks.synthetic.adjoint_matching_mixture import TILTED_MEANS, TILTED_RIGHT_SHARE, run, run_exact
 from adjoint_sampling.training.adjoint_matching import AdjointMatchingSettings
 
 
@@ -14,3 +14,12 @@ def test_the_base_flow_draws_both_modes_evenly_at_their_means():
     assert base["right_share"] == pytest.approx(0.5, abs=0.015)  # 20,000 draws: 4 standard errors is 0.014
     assert base["left_mean"] == pytest.approx(-2.0, abs=0.02) and base["right_mean"] == pytest.approx(2.0, abs=0.02)
     assert TILTED_RIGHT_SHARE == pytest.approx(0.982, abs=1e-3)
+
+
+def test_the_exact_optimal_control_reaches_the_tilted_share_and_means():
+    """The closed-form control, on the same SDE and grid the fine-tune uses, draws the tilted mixture:
+    what the fine-tune misses is not the sampler's or the schedule's."""
+    exact = run_exact(AdjointMatchingSettings(iterations=0, sde_steps=100, grid="start_refined", seed=1))
+    assert exact["right_share"] == pytest.approx(TILTED_RIGHT_SHARE, abs=0.006)  # 4 standard errors: 0.004
+    assert exact["left_mean"] == pytest.approx(TILTED_MEANS[0], abs=0.05)
+    assert exact["right_mean"] == pytest.approx(TILTED_MEANS[1], abs=0.02)
