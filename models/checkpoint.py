@@ -23,9 +23,14 @@ from adjoint_sampling.sde.schedules import NoiseSchedule, build_schedule
 from adjoint_sampling.sde.time_grids import time_grid
 
 __all__ = ["ModelCheckpoint", "save_model_checkpoint", "load_model_checkpoint", "load_controller_weights",
-           "FORMAT_VERSION"]
+           "FORMAT_VERSION", "MODEL_KINDS"]
 
 FORMAT_VERSION = 1
+MODEL_KINDS = ("adjoint_sampling", "flow", "adjoint_matching")
+"""What a checkpoint's network is: an Adjoint Sampling controller (base drift 0, Dirac start), a
+flow's velocity (pre-trained by flow matching, sampled on its memoryless SDE), or an Adjoint Matching
+control on top of a flow (the flow's velocity in ``base``)."""
+
 _REQUIRED = ("format_version", "controller_name", "controller_hparams", "state_dict", "schedule_kind",
              "schedule_params", "sde_steps", "grid_kind", "tau")
 
@@ -46,6 +51,10 @@ class ModelCheckpoint:
         config: the training job config as a dict (informational).
         counters: training counters (iterations, gradient steps, energy evaluations, ...).
         versions: package versions at save time.
+        kind: one of :data:`MODEL_KINDS` (checkpoints written before kinds existed are
+            ``adjoint_sampling``).
+        base: ``adjoint_matching`` only: the frozen flow the control fine-tunes, as
+            ``{"controller_name", "controller_hparams", "state_dict"}``.
         format_version: checkpoint layout version.
     """
 
@@ -63,28 +72,51 @@ class ModelCheckpoint:
     config: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    kind: str = "adjoint_sampling"
+    base: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
+    def __post_init__(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise CheckpointError(f"checkpoint kind {self.kind!r} is not one of {', '.join(MODEL_KINDS)}")
+        if (self.kind == "adjoint_matching") != (self.base is not None):
+            raise CheckpointError("an adjoint_matching checkpoint, and only one, carries its base flow")
+
     def build_controller(self) -> nn.Module:
-        """The controller with trained weights, in eval mode."""
-        model = build_controller(self.controller_name, dict(self.controller_hparams))
-        try:
-            model.load_state_dict(self.state_dict)
-        except RuntimeError as exc:
-            raise CheckpointError(f"checkpoint weights do not fit controller {self.controller_name!r}: {exc}") from exc
-        return model.eval()
+        """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""
+        return _built(self.controller_name, self.controller_hparams, self.state_dict)
+
+    def build_base_velocity(self) -> nn.Module:
+        """The base flow's velocity of an ``adjoint_matching`` checkpoint, in eval mode."""
+        if self.base is None:
+            raise CheckpointError(f"a {self.kind} checkpoint has no base flow")
+        return _built(self.base["controller_name"], self.base["controller_hparams"], self.base["state_dict"])
 
     def build_schedule(self) -> NoiseSchedule:
         return build_schedule(self.schedule_kind, **self.schedule_params)
 
     def time_grid(self) -> Tensor:
-        return time_grid(self.sde_steps, self.grid_kind, power=self.grid_power)
+        """The sampling grid; a memoryless schedule's starts at its ``t_start``."""
+        start = float(self.schedule_params.get("t_start", 0.0)) if self.schedule_kind == "memoryless" else 0.0
+        return time_grid(self.sde_steps, self.grid_kind, power=self.grid_power, start=start)
+
+
+def _built(name: str, hparams: dict[str, Any], state_dict: dict[str, Tensor]) -> nn.Module:
+    model = build_controller(name, dict(hparams))
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint weights do not fit controller {name!r}: {exc}") from exc
+    return model.eval()
 
 
 def save_model_checkpoint(path: str | Path, checkpoint: ModelCheckpoint) -> None:
     """Write ``checkpoint`` atomically to ``path`` (package versions are filled in)."""
     data = asdict(checkpoint)
     data["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
+    if checkpoint.base is not None:
+        data["base"] = {**checkpoint.base,
+                        "state_dict": {k: v.detach().cpu() for k, v in checkpoint.base["state_dict"].items()}}
     data["versions"] = {"adjoint_sampling": str(__version__), "torch": str(torch.__version__), **checkpoint.versions}
     data["format_version"] = FORMAT_VERSION
     atomic_torch_save(data, path)

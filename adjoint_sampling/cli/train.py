@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     counters = run_training_job(job_config_from_dict(document), args.run_dir, progress=not args.no_progress)
     if os.environ.get("RANK", "0") != "0":
         return 0
+    if isinstance(counters, dict):  # flow_matching / adjoint_matching
+        print(f"trained {counters['steps']} steps ({document['method']['kind']}), final loss "
+              f"{counters.get('final_loss', float('nan')):.4g}, {counters['train_seconds']:.1f} s")
+        return 0
     print(
         f"trained {counters.iteration} iterations: {counters.grad_steps} gradient steps, "
         f"{counters.energy_evals} energy evaluations ({counters.failed_evals} failed), "

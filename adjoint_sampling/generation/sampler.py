@@ -15,6 +15,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -30,13 +31,15 @@ from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.registry import build_energy
 from adjoint_sampling.generation.pipeline import ConformerPipeline, Draw
 from adjoint_sampling.generation.types import GenerationRequest
+from adjoint_sampling.method.flow_sampling import sample_flow
 from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint
 from adjoint_sampling.problems.molecular.base import MODES
 from adjoint_sampling.problems.molecular.cartesian import cartesian_batch
 from adjoint_sampling.problems.molecular.dataset import MoleculeRecord, molecule_record
 from adjoint_sampling.problems.molecular.torsional import torsional_batch
+from adjoint_sampling.sde.batch import SystemBatch
 from adjoint_sampling.sde.integrate import sample_terminal
-from adjoint_sampling.sde.schedules import NoiseSchedule
+from adjoint_sampling.sde.schedules import MemorylessSchedule, NoiseSchedule
 
 __all__ = ["Sampler"]
 
@@ -83,6 +86,7 @@ class Sampler(ConformerPipeline):
     reuse_samples: bool = False
     conformers_per_local_structure: int = 4
     max_local_structures: int = 16
+    base_velocity: nn.Module | None = None
     schedule: NoiseSchedule = field(init=False)
     grid: Tensor = field(init=False)
 
@@ -91,6 +95,11 @@ class Sampler(ConformerPipeline):
         if problem.get("mode") not in MODES:
             raise CheckpointError(f"checkpoint is not a molecular model (problem mode {problem.get('mode')!r})")
         self.schedule = self.checkpoint.build_schedule()
+        if self.checkpoint.kind != "adjoint_sampling" and not isinstance(self.schedule, MemorylessSchedule):
+            raise CheckpointError(f"a {self.checkpoint.kind} checkpoint needs the memoryless schedule, "
+                                  f"it has {self.checkpoint.schedule_kind!r}")
+        if self.checkpoint.kind == "adjoint_matching" and self.base_velocity is None:
+            raise CheckpointError("an adjoint_matching checkpoint needs its base flow (Sampler.from_checkpoint loads it)")
         if self.sde_steps is not None and self.sde_steps < 1:
             raise ConfigError(f"sde_steps must be >= 1, got {self.sde_steps}")
         if self.sde_steps is not None:
@@ -115,8 +124,10 @@ class Sampler(ConformerPipeline):
         path = Path(path)
         checkpoint = load_model_checkpoint(path)
         controller = checkpoint.build_controller()
+        base = checkpoint.build_base_velocity() if checkpoint.kind == "adjoint_matching" else None
         version = f"{__version__}+{_file_digest(path)}"
-        return cls(checkpoint, controller, version, sample_batch_size, energy, sde_steps=sde_steps, reuse_samples=reuse_samples)
+        return cls(checkpoint, controller, version, sample_batch_size, energy, sde_steps=sde_steps,
+                   reuse_samples=reuse_samples, base_velocity=base)
 
     @property
     def mode(self) -> str:
@@ -246,7 +257,17 @@ class Sampler(ConformerPipeline):
             chunk = keys[start:start + self.sample_batch_size]
             batch = make_batch(records, chunk)
             with torch.no_grad():
-                x1 = sample_terminal(self.controller, batch, self.schedule, self.grid, generator)
+                x1 = self._terminal(batch, generator)
                 pos = batch.context.positions(x1.to(torch.float64) if self.mode == "torsional" else x1)
             out.append(pos.to(torch.float64).reshape(len(chunk), num_atoms, 3))
         return torch.cat(out).numpy()
+
+    def _terminal(self, batch: SystemBatch, generator: torch.Generator) -> Tensor:
+        """``X_1`` of ``batch`` from the checkpoint's kind of model."""
+        kind = self.checkpoint.kind
+        if kind == "adjoint_sampling":
+            return sample_terminal(self.controller, batch, self.schedule, self.grid, generator)
+        schedule = cast(MemorylessSchedule, self.schedule)  # checked in __post_init__
+        if kind == "flow":
+            return sample_flow(self.controller, None, batch, schedule, self.grid, generator)
+        return sample_flow(cast(nn.Module, self.base_velocity), self.controller, batch, schedule, self.grid, generator)

@@ -14,7 +14,7 @@ import yaml
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.training.trainer_config import TrainerConfig
 
-__all__ = ["JobConfig", "ControllerSpec", "parse_dataclass", "read_yaml", "load_job_config", "job_config_from_dict"]
+__all__ = ["METHOD_KINDS", "JobConfig", "ControllerSpec", "parse_dataclass", "read_yaml", "load_job_config", "job_config_from_dict"]
 
 T = TypeVar("T")
 
@@ -92,6 +92,10 @@ def parse_dataclass(cls: type[T], data: Any, where: str) -> T:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+METHOD_KINDS = ("adjoint_sampling", "flow_matching", "adjoint_matching")
+"""``method.kind`` of a training job."""
+
+
 @dataclass
 class ControllerSpec:
     """``controller:`` section: registered name and constructor kwargs."""
@@ -114,6 +118,9 @@ class JobConfig:
         init_from: a model checkpoint (``model.pt``) whose controller weights start a new run
             (fine-tuning); its controller name and hyper-parameters must equal this config's.
             A resumed run continues from its own state instead.
+        method: ``{kind: adjoint_sampling}`` (the default: ``trainer:`` holds its settings), or
+            ``flow_matching`` / ``adjoint_matching`` with their settings in this section
+            (:mod:`adjoint_sampling.training.flow_job`).
     """
 
     problem: dict[str, Any] = field(default_factory=lambda: {"kind": "synthetic", "system": "dw4"})
@@ -123,6 +130,7 @@ class JobConfig:
     run_dir: str | None = None
     num_threads: int = 1
     init_from: str | None = None
+    method: dict[str, Any] = field(default_factory=lambda: {"kind": "adjoint_sampling"})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,9 +138,11 @@ class JobConfig:
 
 def job_config_from_dict(data: Any) -> JobConfig:
     cfg = parse_dataclass(JobConfig, data, "config")
-    for section in ("problem", "schedule"):
+    for section in ("problem", "schedule", "method"):
         if "kind" not in getattr(cfg, section):
             raise ConfigError(f"config.{section}: missing key 'kind'")
+    if cfg.method["kind"] not in METHOD_KINDS:
+        raise ConfigError(f"config.method.kind: {cfg.method['kind']!r} is not one of {', '.join(METHOD_KINDS)}")
     return cfg
 
 

@@ -18,7 +18,9 @@ from adjoint_sampling.problems.base import TrainingProblem
 from adjoint_sampling.sde.schedules import build_schedule
 from adjoint_sampling.training.config import JobConfig, load_job_config
 from adjoint_sampling.training.distributed import init_distributed, shutdown_distributed
+from adjoint_sampling.training.flow_job import run_flow_job
 from adjoint_sampling.training.trainer import Trainer, TrainingCounters, has_training_state
+from adjoint_sampling.training.trainer_config import TrainerConfig
 
 __all__ = ["register_problem", "build_problem", "run_training_job", "PROBLEM_BUILDERS"]
 
@@ -65,8 +67,12 @@ def run_training_job(
     run_dir: str | Path | None = None,
     stop_after_iterations: int | None = None,
     progress: bool = True,
-) -> TrainingCounters:
-    """Build problem, controller, schedule and trainer from a config and train (resuming if possible)."""
+) -> TrainingCounters | dict[str, Any]:
+    """Build problem, controller, schedule and trainer from a config and train (resuming if possible).
+
+    Returns the Adjoint Sampling trainer's counters, or for ``method: flow_matching | adjoint_matching``
+    the flow job's (``training.flow_job.run_flow_job``; ``stop_after_iterations`` counts its steps).
+    """
     from adjoint_sampling.models.registry import build_controller
 
     cfg = config if isinstance(config, JobConfig) else load_job_config(config)
@@ -74,6 +80,9 @@ def run_training_job(
     if str(run_dir) in ("", "."):
         raise ConfigError("no run directory: pass --run-dir or set run_dir in the config")
     torch.set_num_threads(cfg.num_threads)
+    method = cfg.method.get("kind")
+    if method != "adjoint_sampling" and cfg.trainer != TrainerConfig():
+        raise ConfigError(f"config.trainer holds Adjoint Sampling's settings; a {method} job reads config.method")
     dist_ctx = init_distributed()
     try:
         problem = build_problem(cfg.problem)
@@ -91,6 +100,10 @@ def run_training_job(
             _check_same_config(run_dir, cfg)
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         dist_ctx.barrier()
+        if method != "adjoint_sampling":
+            if dist_ctx.world_size > 1:
+                raise ConfigError(f"a {method} job runs in one process, not under torch.distributed")
+            return run_flow_job(cfg, problem, controller, schedule, run_dir, stop_after_iterations)
         trainer = Trainer(problem, controller, schedule, cfg.trainer, run_dir, dist_ctx=dist_ctx,
                           job_config=cfg.to_dict(), progress=progress)
         return trainer.run(stop_after_iterations=stop_after_iterations)

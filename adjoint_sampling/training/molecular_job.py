@@ -52,7 +52,9 @@ class MolecularProblemParams:
         samples_per_molecule: systems of one molecule per drawn group (batch composition: a
             batch of ``n`` systems holds ``n / samples_per_molecule`` molecules).
         local_structure_seed: seed of the RDKit local structures (molecule i uses seed + i).
-        warm_start_pool: RDKit conformers per molecule for the bridge-matching warm start.
+        warm_start_pool: RDKit conformers per molecule for the bridge-matching warm start (and the
+            data of a flow-matching job).
+        pool_relaxation: ``mmff`` to MMFF94-optimise that pool (ETKDG + MMFF); ``None``: ETKDG only.
         bond_penalty: Cartesian mode: ``BondStructurePenalty`` kwargs (alpha, bond_factor, ...).
     """
 
@@ -71,6 +73,7 @@ class MolecularProblemParams:
     samples_per_molecule: int = 8
     local_structure_seed: int = 0
     warm_start_pool: int = 16
+    pool_relaxation: str | None = None
     bond_penalty: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -121,4 +124,5 @@ def build_molecular_problem(spec: dict[str, Any]) -> TorsionalMoleculeProblem | 
     energy = energy_from_description({**description, "mode": params.mode})
     cls = TorsionalMoleculeProblem if params.mode == "torsional" else CartesianMoleculeProblem
     return cls(records, energy, params.temperature_k, samples_per_molecule=params.samples_per_molecule,
-               description=description, warm_start_pool=params.warm_start_pool)
+               description=description, warm_start_pool=params.warm_start_pool,
+               pool_relaxation=params.pool_relaxation)

@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "etkdg,etkdg+mmff,etkdg+gnn,sampler,sampler+mmff,sampler+gnn@100 "
                           "(default: etkdg,etkdg+mmff, plus sampler,sampler+mmff with --checkpoint)")
     run.add_argument("--checkpoint", type=Path, default=None, help="trained sampler checkpoint (enables 'sampler')")
+    run.add_argument("--model", action="append", default=None, metavar="NAME=PATH",
+                     help="another trained model, compared as methods NAME, NAME+mmff, ... (repeatable)")
     run.add_argument("--sde-steps", type=int, default=None,
                      help="sampler Euler-Maruyama steps (default: the checkpoint's)")
     run.add_argument("--sampler-energy", default=None, choices=("mmff", "xtb"),
@@ -99,7 +101,7 @@ def _command_line() -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from adjoint_sampling.benchmarks.conformers.methods import parse_methods
+    from adjoint_sampling.benchmarks.conformers.methods import parse_methods, parse_models
     from adjoint_sampling.benchmarks.conformers.records import read_records
     from adjoint_sampling.benchmarks.conformers.report import write_report
     from adjoint_sampling.benchmarks.conformers.runner import BenchmarkConfig, run_benchmark
@@ -110,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"checkpoint {args.checkpoint} does not exist")
     if args.sde_steps is not None and args.sde_steps < 1:
         raise ConfigError(f"--sde-steps must be >= 1, got {args.sde_steps}")
-    methods = tuple(parse_methods(args.methods, args.checkpoint))
+    methods = tuple(parse_methods(args.methods, args.checkpoint, parse_models(args.model)))
     if any(m.relax == "gnn" for m in methods):  # a missing or corrupt energy model: one line, before any molecule
         from adjoint_sampling.generation.shipped import load_energy_model
 

@@ -5,7 +5,9 @@ from :data:`GENERATORS` and the relaxation it is asked for in its
 :class:`~adjoint_sampling.conformers.GenerationRequest` (``"etkdg"``, ``"etkdg+mmff"``,
 ``"sampler+xtb"``, ``"etkdg+gnn"`` / ``"sampler+gnn"``: our GNN potential, ``"sampler+mmff@50"``: at most
 50 optimiser iterations, ...; relaxations are :data:`~adjoint_sampling.generation.types.RELAX_METHODS`).
-Adding a generator is one entry in :data:`GENERATORS`.
+Adding a generator is one entry in :data:`GENERATORS`. More trained models join a run under names of
+their own (``--model flow=runs/flow/model.pt`` makes ``flow``, ``flow+mmff``, ...): each is a
+``sampler`` on its checkpoint, so several models are compared in one run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "MethodSpec",
     "build_generator",
     "parse_methods",
+    "parse_models",
 ]
 
 
@@ -93,18 +96,43 @@ DEFAULT_METHODS: tuple[str, ...] = ("etkdg", "etkdg+mmff")
 class MethodSpec:
     """One compared method, e.g. ``MethodSpec("etkdg+mmff", "etkdg", "mmff")``.
 
-    ``relax_steps``: most optimiser iterations of the relaxation (``None``: the default).
+    ``relax_steps``: most optimiser iterations of the relaxation (``None``: the default);
+    ``checkpoint``: a named model's checkpoint (the generator is then a ``sampler`` on it).
     """
 
     name: str
     generator: str
     relax: str
     relax_steps: int | None = None
+    checkpoint: Path | None = None
+
+    @property
+    def registered_generator(self) -> str:
+        """The :data:`GENERATORS` entry that builds this method's generator."""
+        return "sampler" if self.checkpoint is not None else self.generator
 
 
-def parse_method(name: str) -> MethodSpec:
+def parse_models(items: list[str] | None) -> dict[str, Path]:
+    """``["NAME=PATH", ...]`` -> ``{name: path}``: trained models compared under their own names
+    (ConfigError for a malformed item, a name taken by a generator or given twice, a missing file)."""
+    models: dict[str, Path] = {}
+    for item in items or []:
+        name, eq, path = item.partition("=")
+        name = name.strip()
+        if not eq or not name.isidentifier() or not path:
+            raise ConfigError(f"--model {item!r}: expected NAME=PATH with NAME a plain word")
+        if name in GENERATORS or name in models:
+            raise ConfigError(f"--model {item!r}: the name {name!r} is already taken")
+        if not Path(path).is_file():
+            raise ConfigError(f"--model {item!r}: checkpoint {path} does not exist")
+        models[name] = Path(path)
+    return models
+
+
+def parse_method(name: str, models: dict[str, Path] | None = None) -> MethodSpec:
     """``"GENERATOR"``, ``"GENERATOR+RELAX"`` or ``"GENERATOR+RELAX@STEPS"`` -> :class:`MethodSpec`
-    (ConfigError if unknown)."""
+    (ConfigError if unknown); GENERATOR may be a name of ``models``."""
+    models = models or {}
     text = name.strip()
     generator, _, relax = text.partition("+")
     relax, at, steps_text = relax.partition("@")
@@ -114,8 +142,9 @@ def parse_method(name: str) -> MethodSpec:
             raise ConfigError(f"method {text!r}: relaxation steps after '@' must be a positive integer, got {steps_text!r}")
         relax_steps = int(steps_text)
     relax = relax or "none"
-    if generator not in GENERATORS:
-        raise ConfigError(f"unknown method {text!r}: generator {generator!r} is not one of {', '.join(GENERATORS)}")
+    if generator not in GENERATORS and generator not in models:
+        raise ConfigError(f"unknown method {text!r}: generator {generator!r} is not one of "
+                          f"{', '.join([*GENERATORS, *models])}")
     if relax not in RELAX_METHODS or (relax == "none" and "+" in text):
         raise ConfigError(
             f"unknown method {text!r}: relaxation {relax!r} is not one of {', '.join(r for r in RELAX_METHODS if r != 'none')}"
@@ -123,10 +152,11 @@ def parse_method(name: str) -> MethodSpec:
     canonical = generator if relax == "none" else f"{generator}+{relax}"
     if relax_steps is not None:
         canonical += f"@{relax_steps}"
-    return MethodSpec(name=canonical, generator=generator, relax=relax, relax_steps=relax_steps)
+    return MethodSpec(name=canonical, generator=generator, relax=relax, relax_steps=relax_steps,
+                      checkpoint=models.get(generator))
 
 
-def parse_methods(text: str | None, checkpoint: Path | None) -> list[MethodSpec]:
+def parse_methods(text: str | None, checkpoint: Path | None, models: dict[str, Path] | None = None) -> list[MethodSpec]:
     """Parse a comma-separated method list.
 
     ``None`` gives :data:`DEFAULT_METHODS`, plus ``sampler`` and ``sampler+mmff`` when a
@@ -141,13 +171,13 @@ def parse_methods(text: str | None, checkpoint: Path | None) -> list[MethodSpec]
         names = [n for n in text.split(",") if n.strip()]
     if not names:
         raise ConfigError("no methods given")
-    specs = [parse_method(n) for n in names]
+    specs = [parse_method(n, models) for n in names]
     seen: set[str] = set()
     for spec in specs:
         if spec.name in seen:
             raise ConfigError(f"method {spec.name!r} is listed twice")
         seen.add(spec.name)
-        if GENERATORS[spec.generator].needs_checkpoint and checkpoint is None:
+        if spec.checkpoint is None and GENERATORS[spec.generator].needs_checkpoint and checkpoint is None:
             raise ConfigError(f"method {spec.name!r} needs --checkpoint PATH")
     return specs
 

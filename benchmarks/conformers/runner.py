@@ -216,8 +216,8 @@ def evaluate_molecule(
     records = []
     for spec in methods:
         record = dict(base, method=spec.name)
-        generator = _generator(spec.generator, MethodOptions(
-            checkpoint=config.checkpoint, num_threads=1, sde_steps=config.sde_steps, sampler_energy=config.sampler_energy,
+        generator = _generator(spec.registered_generator, MethodOptions(
+            checkpoint=spec.checkpoint or config.checkpoint, num_threads=1, sde_steps=config.sde_steps, sampler_energy=config.sampler_energy,
             energy_model=config.energy_model,
         ))
         request = GenerationRequest(

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     def reward_grad(x1: Tensor, batch: SystemBatch) -> Tensor:
         return -problem.evaluate(batch, x1).energy_grad.to(x1.dtype)
 
-    task = FineTuneTask(make_batch, velocity, sample_start, reward_grad)
+    task = FineTuneTask.of_one_system(make_batch, velocity, sample_start, reward_grad)
     evaluation = AdjointMatchingSettings(**{**asdict(settings), "sde_steps": args.eval_sde_steps,
                                             "times_per_iteration": None})
 

@@ -123,7 +123,7 @@ def task(t_start: float) -> FineTuneTask:
         x1 = MEANS[torch.randint(2, (n,), generator=gen)] + STD * torch.randn(n, generator=gen, dtype=F64)
         return interpolant_sample(x1.view(-1, 1), torch.full((n,), t_start, dtype=F64), _batch(n).space, gen)[0]
 
-    return FineTuneTask(_batch, mixture_velocity, start, lambda x1, batch: torch.ones_like(x1))
+    return FineTuneTask.of_one_system(_batch, mixture_velocity, start, lambda x1, batch: torch.ones_like(x1))
 
 
 def run(settings: AdjointMatchingSettings, num_samples: int = 20_000) -> dict[str, float]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from adjoint_sampling.benchmarks.conformers.merge import merge_records
-from adjoint_sampling.benchmarks.conformers.methods import parse_methods
+from adjoint_sampling.benchmarks.conformers.methods import parse_methods, parse_models
 from adjoint_sampling.benchmarks.conformers.metrics import THRESHOLDS, threshold_index
 from adjoint_sampling.benchmarks.conformers.records import append_records, read_records
 from adjoint_sampling.chemistry.embedding import embed_etkdg
@@ -231,3 +231,32 @@ def test_trained_sampler_plugs_in_from_a_checkpoint(data_dir: Path, tmp_path: Pa
     assert (own.energy_model, xtb.energy_model) == ("mmff", "xtb")
     np.testing.assert_array_equal(np.stack([c.positions for c in own.conformers]), np.stack([c.positions for c in xtb.conformers]))
     assert [c.energy for c in own.conformers] != [c.energy for c in xtb.conformers]
+
+
+@pytest.mark.slow
+def test_named_models_are_compared_with_the_sampler_in_one_run(data_dir: Path, tmp_path: Path) -> None:
+    """``--model NAME=PATH`` adds a checkpoint under its own method names; a flow and an Adjoint Sampling
+    model run side by side, each on its own checkpoint."""
+    from molecular_helpers import tiny_job
+
+    from adjoint_sampling.training.config import job_config_from_dict
+    from adjoint_sampling.training.jobs import run_training_job
+
+    run_training_job(job_config_from_dict(tiny_job("torsional")), tmp_path / "as", progress=False)
+    flow_job = {**tiny_job("torsional"), "schedule": {"kind": "memoryless", "t_start": 0.001},
+                "method": {"kind": "flow_matching", "steps": 3, "batch_size": 4, "sample_sde_steps": 8}}
+    del flow_job["trainer"]
+    run_training_job(job_config_from_dict(flow_job), tmp_path / "flow", progress=False)
+    out = tmp_path / "out"
+    assert _run(data_dir, out, "--checkpoint", str(tmp_path / "as" / "model.pt"), "--model",
+                f"flow={tmp_path / 'flow' / 'model.pt'}", "--methods", "sampler,flow,flow+mmff", "--limit", "1") == 0
+    records = _by_key(read_records(out / "per_molecule.jsonl"))
+    assert set(records) == {("m_a", "sampler"), ("m_a", "flow"), ("m_a", "flow+mmff")}
+    assert all(r["status"] == "ok" and r["num_generated"] == 2 * NUM_REFERENCES for r in records.values())
+    assert records[("m_a", "flow")]["cov_r"] != records[("m_a", "sampler")]["cov_r"] or \
+        records[("m_a", "flow")]["amr_r"] != records[("m_a", "sampler")]["amr_r"]  # two different models
+    flow = f"flow={tmp_path / 'flow' / 'model.pt'}"
+    for items, message in [([flow, flow], "already taken"), (["etkdg=x"], "already taken"), (["1x=a"], "NAME=PATH"),
+                           (["new=/nonexistent.pt"], "does not exist")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_models(items)

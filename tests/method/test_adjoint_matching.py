@@ -154,7 +154,7 @@ def fine_tune_gaussian_flow(reward: str, seed: int = 0, iterations: int = 300, b
     grad_r = REWARDS[reward][0]
     settings = AdjointMatchingSettings(iterations=iterations, batch_size=batch, sde_steps=steps, t_start=t_start,
                                        lr=lr, lr_final=0.0, seed=seed + 1)
-    task = FineTuneTask(
+    task = FineTuneTask.of_one_system(
         make_batch=lambda n: SystemBatch([0] * n, EuclideanSpace(torch.arange(n), n, 2)),
         base_velocity=lambda t, x, batch: FLOW.velocity(t, x),
         sample_start=lambda n, gen: FLOW.sample_marginal(t_start, n, gen),

@@ -53,7 +53,7 @@ def test_flow_matching_on_samples_learns_their_gaussian():
     losses = pretrain_flow(velocity, data, _batch, FlowMatchingSettings(steps=1500, batch_size=256, lr=1e-2, lr_final=1e-3))
     assert len(losses) == 1500 and sum(losses[-100:]) < sum(losses[:100])
     settings = AdjointMatchingSettings(sde_steps=100)
-    task = FineTuneTask(_batch, velocity, lambda n, g: FLOW.sample_marginal(settings.t_start, n, g), lambda x, b: 0 * x)
+    task = FineTuneTask.of_one_system(_batch, velocity, lambda n, g: FLOW.sample_marginal(settings.t_start, n, g), lambda x, b: 0 * x)
     x = sample_fine_tuned(None, task, 20_000, settings, torch.Generator().manual_seed(4))
     assert torch.allclose(x.mean(0), FLOW.mean, atol=0.06), x.mean(0)
     assert torch.allclose(torch.cov(x.T), FLOW.cov, atol=0.06), torch.cov(x.T)
@@ -76,7 +76,7 @@ def test_flow_matching_on_a_centred_space_keeps_the_centre_of_mass_at_zero():
 def test_each_batch_of_paths_serves_grad_steps_per_batch_steps():
     """6 gradient steps, 3 per batch of paths: two batches are drawn (and two terminal rewards evaluated)."""
     starts, rewards = [], []
-    task = FineTuneTask(
+    task = FineTuneTask.of_one_system(
         _batch, lambda t, x, batch: FLOW.velocity(t, x),
         lambda n, g: starts.append(n) or FLOW.sample_marginal(1e-3, n, g),
         lambda x, b: rewards.append(x.shape) or torch.ones_like(x),
@@ -90,7 +90,7 @@ def test_each_batch_of_paths_serves_grad_steps_per_batch_steps():
 def test_sigma_sq_weighting_scales_the_early_times_up():
     """The same paths and control (same seeds) give a larger loss weighted by sigma^2, which is far
     above 1 near t_start on the memoryless schedule (2 (1 - t) / t)."""
-    task = FineTuneTask(_batch, lambda t, x, batch: FLOW.velocity(t, x), lambda n, g: FLOW.sample_marginal(1e-3, n, g),
+    task = FineTuneTask.of_one_system(_batch, lambda t, x, batch: FLOW.velocity(t, x), lambda n, g: FLOW.sample_marginal(1e-3, n, g),
                         lambda x, b: torch.ones_like(x))
     losses = {}
     for weight in ("none", "sigma_sq"):

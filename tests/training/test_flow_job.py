@@ -1,0 +1,141 @@
+"""Training jobs of the Adjoint Matching family: a torsional flow pre-trained by flow matching on RDKit
+conformers, then fine-tuned with Adjoint Matching; both resumable, both sampled through the product's
+``Sampler``; bad configs refused in one line."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from molecular_helpers import TINY_SMILES
+
+from adjoint_sampling.core.errors import CheckpointError, ConfigError
+from adjoint_sampling.generation.sampler import Sampler
+from adjoint_sampling.generation.types import GenerationRequest
+from adjoint_sampling.models.checkpoint import load_model_checkpoint
+from adjoint_sampling.problems.molecular.torsional import torsional_batch
+from adjoint_sampling.training.config import job_config_from_dict
+from adjoint_sampling.training.jobs import run_training_job
+
+CONTROLLER = {"name": "torsional", "hparams": {"scalars": 8, "vectors": 2, "num_layers": 1}}
+
+
+def _job(method: dict[str, Any], schedule: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "problem": {"kind": "molecules", "mode": "torsional", "smiles": list(TINY_SMILES), "samples_per_molecule": 4,
+                    "temperature_k": 300.0, "warm_start_pool": 4, "pool_relaxation": "mmff"},
+        "controller": copy.deepcopy(CONTROLLER),
+        "schedule": schedule or {"kind": "memoryless", "t_start": 0.001},
+        "method": method,
+        "num_threads": 1,
+    }
+
+
+FLOW = {"kind": "flow_matching", "steps": 9, "batch_size": 8, "lr": 3e-3, "checkpoint_interval": 4,
+        "sample_sde_steps": 12}
+
+
+def _fine_tune(base: Path, **changes: Any) -> dict[str, Any]:
+    return {"kind": "adjoint_matching", "base": str(base), "iterations": 4, "batch_size": 4, "sde_steps": 12,
+            "grid": "start_refined", "times_per_iteration": 4, "grad_steps_per_batch": 2, "lr": 1e-3,
+            "max_adjoint_norm": 50.0, "checkpoint_interval": 2, **changes}
+
+
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("flow")
+    counters = run_training_job(job_config_from_dict(_job(FLOW)), run_dir, progress=False)
+    assert counters["steps"] == 9 and math.isfinite(counters["final_loss"])
+    return run_dir
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_model_checkpoint(path).state_dict
+
+
+def test_flow_job_writes_a_flow_checkpoint_that_the_sampler_draws_wrapped_torsions_from(flow_run):
+    ckpt = load_model_checkpoint(flow_run / "model.pt")
+    assert ckpt.kind == "flow" and ckpt.base is None and ckpt.schedule_kind == "memoryless"
+    assert ckpt.problem["params"]["pool_relaxation"] == "mmff" and ckpt.counters["steps"] == 9
+    assert [json.loads(line)["steps"] for line in (flow_run / "metrics.jsonl").read_text().splitlines()] == [4, 8, 9]
+    sampler = Sampler.from_checkpoint(flow_run / "model.pt")
+    record = sampler.prepare(GenerationRequest(smiles=TINY_SMILES[0], num_conformers=6, seed=3))
+    first = sampler.sample_positions(record, 6, seed=3)
+    assert first.shape == (6, record.num_atoms, 3) and (first == sampler.sample_positions(record, 6, seed=3)).all()
+    assert not (first == sampler.sample_positions(record, 6, seed=4)).all()
+    x1 = sampler._terminal(torsional_batch([record], [0] * 16), torch.Generator().manual_seed(0))
+    assert x1.abs().max() <= math.pi and x1.std() > 0.3  # torsions wrapped into [-pi, pi), and spread
+
+
+def test_a_stopped_flow_job_resumes_to_the_same_weights_as_an_uninterrupted_one(flow_run, tmp_path):
+    cfg = job_config_from_dict(_job(FLOW))
+    stopped = run_training_job(cfg, tmp_path, stop_after_iterations=5, progress=False)
+    assert stopped["steps"] == 5
+    assert run_training_job(cfg, tmp_path, progress=False)["steps"] == 9
+    resumed, straight = _weights(tmp_path / "model.pt"), _weights(flow_run / "model.pt")
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_adjoint_matching_job_fine_tunes_a_control_on_the_flow_and_samples_through_both(flow_run, tmp_path):
+    cfg = job_config_from_dict(_job(_fine_tune(flow_run / "model.pt")))
+    stopped = run_training_job(cfg, tmp_path, stop_after_iterations=2, progress=False)
+    assert stopped["steps"] == 2
+    done = run_training_job(cfg, tmp_path, progress=False)
+    assert done["steps"] == 4 and math.isfinite(done["final_loss"])
+    ckpt = load_model_checkpoint(tmp_path / "model.pt")
+    assert ckpt.kind == "adjoint_matching" and ckpt.sde_steps == 12
+    base = _weights(flow_run / "model.pt")
+    assert all(torch.equal(ckpt.base["state_dict"][k], base[k]) for k in base)  # the flow stays frozen
+    fine, flow = Sampler.from_checkpoint(tmp_path / "model.pt"), Sampler.from_checkpoint(flow_run / "model.pt")
+    record = fine.prepare(GenerationRequest(smiles=TINY_SMILES[1], num_conformers=4, seed=0))
+    tuned, plain = fine.sample_positions(record, 4, seed=0), flow.sample_positions(record, 4, seed=0)
+    assert tuned.shape == plain.shape and not (tuned == plain).all()  # the control changes the draws
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda job: job["method"].pop("base"), "method.base"),
+        (lambda job: job.update(schedule={"kind": "geometric", "sigma_min": 0.02, "sigma_max": 3.0}), "memoryless"),
+        (lambda job: job.update(trainer={"iterations": 5}), "config.trainer"),
+        (lambda job: job["method"].update(kind="adjoint_matchin"), "method.kind"),
+        (lambda job: job["method"].update(t_start=0.01), "schedule.t_start"),
+        (lambda job: job["method"].update(checkpoint_interval=3), "multiple of grad_steps_per_batch"),
+        (lambda job: job["method"].update(iterations=-1), "iterations"),
+    ],
+)
+def test_bad_adjoint_matching_configs_are_refused_with_the_reason(flow_run, tmp_path, change, message):
+    job = _job(_fine_tune(flow_run / "model.pt"))
+    change(job)
+    with pytest.raises(ConfigError, match=message):
+        run_training_job(job_config_from_dict(job), tmp_path, progress=False)
+
+
+def test_adjoint_matching_refuses_a_base_that_is_not_a_flow(flow_run, tmp_path):
+    fine_tuned = tmp_path / "fine"
+    run_training_job(job_config_from_dict(_job(_fine_tune(flow_run / "model.pt", iterations=2))), fine_tuned,
+                     progress=False)
+    with pytest.raises(CheckpointError, match="not a pre-trained flow"):
+        run_training_job(job_config_from_dict(_job(_fine_tune(fine_tuned / "model.pt"))), tmp_path / "again",
+                         progress=False)
+
+
+def test_an_mmff_relaxed_pool_has_lower_mmff_energies_than_the_etkdg_pool():
+    from adjoint_sampling.energy.registry import build_energy
+    from adjoint_sampling.training.molecular_job import build_molecular_problem
+
+    spec = _job(FLOW)["problem"]
+    pools = {}
+    for relaxation in (None, "mmff"):
+        problem = build_molecular_problem({**spec, "pool_relaxation": relaxation, "smiles": [TINY_SMILES[1]]})
+        gen = torch.Generator().manual_seed(0)
+        pools[relaxation] = torch.stack([problem.pool_conformer(0, gen) for _ in range(8)])
+    system = problem.records[0].system
+    mmff = build_energy("mmff")
+    etkdg, relaxed = (mmff.energy_and_forces(system, pools[k]).energy for k in (None, "mmff"))
+    assert relaxed.max() < etkdg.min()
