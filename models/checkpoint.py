@@ -55,6 +55,8 @@ class ModelCheckpoint:
             ``adjoint_sampling``).
         base: ``adjoint_matching`` only: the frozen flow the control fine-tunes, as
             ``{"controller_name", "controller_hparams", "state_dict"}``.
+        solver: how a ``flow`` / ``adjoint_matching`` model is sampled: ``sde`` (its memoryless
+            SDE) or ``ode`` (its ODE), on the grid above; Adjoint Sampling models: ``sde``.
         format_version: checkpoint layout version.
     """
 
@@ -74,6 +76,7 @@ class ModelCheckpoint:
     versions: dict[str, str] = field(default_factory=dict)
     kind: str = "adjoint_sampling"
     base: dict[str, Any] | None = None
+    solver: str = "sde"
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -81,6 +84,8 @@ class ModelCheckpoint:
             raise CheckpointError(f"checkpoint kind {self.kind!r} is not one of {', '.join(MODEL_KINDS)}")
         if (self.kind == "adjoint_matching") != (self.base is not None):
             raise CheckpointError("an adjoint_matching checkpoint, and only one, carries its base flow")
+        if self.solver not in ("sde", "ode") or (self.solver == "ode" and self.kind == "adjoint_sampling"):
+            raise CheckpointError(f"solver {self.solver!r} does not sample a {self.kind} model")
 
     def build_controller(self) -> nn.Module:
         """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""

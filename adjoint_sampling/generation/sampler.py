@@ -268,6 +268,8 @@ class Sampler(ConformerPipeline):
         if kind == "adjoint_sampling":
             return sample_terminal(self.controller, batch, self.schedule, self.grid, generator)
         schedule = cast(MemorylessSchedule, self.schedule)  # checked in __post_init__
+        solver = self.checkpoint.solver
         if kind == "flow":
-            return sample_flow(self.controller, None, batch, schedule, self.grid, generator)
-        return sample_flow(cast(nn.Module, self.base_velocity), self.controller, batch, schedule, self.grid, generator)
+            return sample_flow(self.controller, None, batch, schedule, self.grid, generator, solver=solver)
+        return sample_flow(cast(nn.Module, self.base_velocity), self.controller, batch, schedule, self.grid, generator,
+                           solver=solver)

@@ -18,7 +18,7 @@ from adjoint_sampling.sde.batch import SystemBatch
 from adjoint_sampling.sde.schedules import NoiseSchedule
 from adjoint_sampling.sde.spaces import StateSpace
 
-__all__ = ["integrate", "integrate_path", "integrate_with_path_weight", "sample_terminal", "ControlFn"]
+__all__ = ["integrate", "integrate_ode", "integrate_path", "integrate_with_path_weight", "sample_terminal", "ControlFn"]
 
 ControlFn = Callable[[Tensor, Tensor], Tensor]
 """``control(t (B,), x (M, D)) -> f (M, D)``."""
@@ -92,6 +92,18 @@ def integrate_with_path_weight(
     """
     x, log_ratio = _euler_maruyama(control, space, schedule, grid, generator, dtype, None, track_weight=True)
     return x, log_ratio
+
+
+@torch.no_grad()
+def integrate_ode(velocity: ControlFn, space: StateSpace, grid: Tensor, x_start: Tensor) -> Tensor:
+    """Euler steps of the ODE ``dx/dt = velocity(t, x)`` over ``grid`` ``(K+1,)`` from ``x_start``
+    ``(M, D)`` (the state at ``grid[0]``); returns the state at ``grid[-1]``. Velocities and states
+    are projected onto ``space`` every step; the velocity is never evaluated at ``grid[-1]``."""
+    x = x_start
+    for k in range(grid.shape[0] - 1):
+        t = torch.full((space.num_systems,), float(grid[k]), dtype=x.dtype, device=x.device)
+        x = space.project_state(x + float(grid[k + 1] - grid[k]) * space.project_vector(velocity(t, x)))
+    return x
 
 
 def _euler_maruyama(

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from adjoint_sampling.core.atomic_io import atomic_torch_save
 from adjoint_sampling.core.errors import CheckpointError, ConfigError
-from adjoint_sampling.method.flow_sampling import flow_batch, flow_start
+from adjoint_sampling.method.flow_sampling import FLOW_SOLVERS, flow_batch, flow_start
 from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
 from adjoint_sampling.problems.base import TrainingProblem
 from adjoint_sampling.sde.batch import SystemBatch
@@ -63,15 +63,18 @@ class FlowJobSettings:
         checkpoint_interval: steps between saves (``adjoint_matching``: a multiple of
             ``grad_steps_per_batch``).
         base: ``adjoint_matching``: the pre-trained flow's ``model.pt``.
-        sample_sde_steps / sample_grid: the sampling grid stored in ``model.pt`` (``None``: the
-            training grid's step count, and ``start_refined``).
+        sample_solver: how ``model.pt`` is sampled: ``ode`` (the flow's ODE) or ``sde`` (its
+            memoryless SDE).
+        sample_sde_steps / sample_grid: its steps and grid (``None`` steps: 10 for the ODE; for the
+            SDE 30, or the fine-tune's training steps).
     """
 
     kind: str = "flow_matching"
     checkpoint_interval: int = 100
     base: str | None = None
+    sample_solver: str = "ode"
     sample_sde_steps: int | None = None
-    sample_grid: str = "start_refined"
+    sample_grid: str = "uniform"
 
 
 def _split_method(method: dict[str, Any]) -> tuple[FlowJobSettings, dict[str, Any]]:
@@ -79,6 +82,8 @@ def _split_method(method: dict[str, Any]) -> tuple[FlowJobSettings, dict[str, An
     job = parse_dataclass(FlowJobSettings, {k: v for k, v in method.items() if k in own}, "config.method")
     if job.kind not in FLOW_METHODS:
         raise ConfigError(f"config.method.kind: {job.kind!r} is not one of {', '.join(FLOW_METHODS)}")
+    if job.sample_solver not in FLOW_SOLVERS:
+        raise ConfigError(f"config.method.sample_solver: {job.sample_solver!r} is not one of {', '.join(FLOW_SOLVERS)}")
     if (job.kind == "adjoint_matching") != (job.base is not None):
         raise ConfigError("config.method.base (the pre-trained flow's model.pt) is needed by adjoint_matching "
                           "and by nothing else")
@@ -126,11 +131,12 @@ def run_flow_job(
     base: ModelCheckpoint | None = None
     if job.kind == "flow_matching":
         settings: Any = parse_dataclass(FlowMatchingSettings, rest, "config.method")
-        total, sde_steps = settings.steps, job.sample_sde_steps or 30
+        total, sde_steps = settings.steps, job.sample_sde_steps or (10 if job.sample_solver == "ode" else 30)
     else:
         settings = parse_dataclass(AdjointMatchingSettings, {**rest, "t_start": schedule.t_start}, "config.method")
         base = _load_base(job.base or "")
-        total, sde_steps = settings.iterations, job.sample_sde_steps or settings.sde_steps
+        total = settings.iterations
+        sde_steps = job.sample_sde_steps or (10 if job.sample_solver == "ode" else settings.sde_steps)
     clock = [time.perf_counter()]
 
     def checkpoint() -> ModelCheckpoint:
@@ -140,7 +146,7 @@ def run_flow_job(
             state_dict=controller.state_dict(), schedule_kind=schedule.kind, schedule_params=schedule.params(),
             sde_steps=sde_steps, grid_kind=job.sample_grid, tau=float(problem.tau),
             problem=describe() if callable(describe) else {}, config=cfg.to_dict(), counters=dict(counters),
-            kind="flow" if base is None else "adjoint_matching",
+            kind="flow" if base is None else "adjoint_matching", solver=job.sample_solver,
             base=None if base is None else {"controller_name": base.controller_name,
                                             "controller_hparams": dict(base.controller_hparams),
                                             "state_dict": base.state_dict})
@@ -161,8 +167,11 @@ def run_flow_job(
         checkpointing = LoopCheckpointing(
             save, job.checkpoint_interval, resume,
             should_stop=lambda step: stop.requested or (stop_after_steps is not None and step >= stop_after_steps))
-        if resume is not None and resume["step"] >= total:
-            log.info("%s: already done (%d steps)", job.kind, resume["step"])
+        if resume is not None and resume["step"] >= total:  # only the sampling settings may have changed
+            controller.load_state_dict(resume["model"])
+            save_model_checkpoint(run_dir / "model.pt", checkpoint())
+            log.info("%s: already done (%d steps); model.pt rewritten with the config's sampling settings",
+                     job.kind, resume["step"])
         elif base is None:
             pretrain_flow_on(controller, lambda n, gen: _pool_draw(problem, n, gen), settings, log_every=50,
                              checkpointing=checkpointing)

@@ -49,7 +49,8 @@ def build_problem(spec: dict[str, Any]) -> TrainingProblem:
 
 
 def _check_same_config(run_dir: Path, cfg: JobConfig) -> None:
-    """A resumed run must use the config it started with (``trainer.iterations`` may grow)."""
+    """A resumed run must use the config it started with (``trainer.iterations`` may grow, and a flow
+    job's sampling settings ``method.sample_*`` may change)."""
     saved_path = run_dir / "config.yaml"
     if not saved_path.exists():
         return
@@ -58,6 +59,8 @@ def _check_same_config(run_dir: Path, cfg: JobConfig) -> None:
     for d in (saved, now):
         d.get("trainer", {}).pop("iterations", None)
         d.pop("run_dir", None)
+        for key in [k for k in d.get("method", {}) if k.startswith("sample_")]:
+            d["method"].pop(key)
     if saved != now:
         raise ConfigError(f"{run_dir} holds a run started with a different config ({saved_path}); use another --run-dir")
 

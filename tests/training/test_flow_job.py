@@ -61,6 +61,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def test_flow_job_writes_a_flow_checkpoint_that_the_sampler_draws_wrapped_torsions_from(flow_run):
     ckpt = load_model_checkpoint(flow_run / "model.pt")
     assert ckpt.kind == "flow" and ckpt.base is None and ckpt.schedule_kind == "memoryless"
+    assert (ckpt.solver, ckpt.sde_steps, ckpt.grid_kind) == ("ode", 12, "uniform")
     assert ckpt.problem["params"]["pool_relaxation"] == "mmff" and ckpt.counters["steps"] == 9
     assert [json.loads(line)["steps"] for line in (flow_run / "metrics.jsonl").read_text().splitlines()] == [4, 8, 9]
     sampler = Sampler.from_checkpoint(flow_run / "model.pt")
@@ -79,6 +80,15 @@ def test_a_stopped_flow_job_resumes_to_the_same_weights_as_an_uninterrupted_one(
     assert run_training_job(cfg, tmp_path, progress=False)["steps"] == 9
     resumed, straight = _weights(tmp_path / "model.pt"), _weights(flow_run / "model.pt")
     assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+    # a finished run started again with other sampling settings only rewrites model.pt with them
+    resampled = job_config_from_dict(_job({**FLOW, "sample_solver": "sde", "sample_sde_steps": 7,
+                                           "sample_grid": "start_refined"}))
+    assert run_training_job(resampled, tmp_path, progress=False)["steps"] == 9
+    ckpt = load_model_checkpoint(tmp_path / "model.pt")
+    assert (ckpt.solver, ckpt.sde_steps, ckpt.grid_kind) == ("sde", 7, "start_refined")
+    assert all(torch.equal(ckpt.state_dict[k], straight[k]) for k in straight)
+    with pytest.raises(ConfigError, match="different config"):
+        run_training_job(job_config_from_dict(_job({**FLOW, "lr": 1e-2})), tmp_path, progress=False)
 
 
 def test_adjoint_matching_job_fine_tunes_a_control_on_the_flow_and_samples_through_both(flow_run, tmp_path):
@@ -88,7 +98,7 @@ def test_adjoint_matching_job_fine_tunes_a_control_on_the_flow_and_samples_throu
     done = run_training_job(cfg, tmp_path, progress=False)
     assert done["steps"] == 4 and math.isfinite(done["final_loss"])
     ckpt = load_model_checkpoint(tmp_path / "model.pt")
-    assert ckpt.kind == "adjoint_matching" and ckpt.sde_steps == 12
+    assert ckpt.kind == "adjoint_matching" and ckpt.solver == "ode" and ckpt.sde_steps == 10  # sampling defaults
     base = _weights(flow_run / "model.pt")
     assert all(torch.equal(ckpt.base["state_dict"][k], base[k]) for k in base)  # the flow stays frozen
     fine, flow = Sampler.from_checkpoint(tmp_path / "model.pt"), Sampler.from_checkpoint(flow_run / "model.pt")
@@ -107,6 +117,7 @@ def test_adjoint_matching_job_fine_tunes_a_control_on_the_flow_and_samples_throu
         (lambda job: job["method"].update(t_start=0.01), "schedule.t_start"),
         (lambda job: job["method"].update(checkpoint_interval=3), "multiple of grad_steps_per_batch"),
         (lambda job: job["method"].update(iterations=-1), "iterations"),
+        (lambda job: job["method"].update(sample_solver="heun"), "sample_solver"),
     ],
 )
 def test_bad_adjoint_matching_configs_are_refused_with_the_reason(flow_run, tmp_path, change, message):
@@ -139,3 +150,28 @@ def test_an_mmff_relaxed_pool_has_lower_mmff_energies_than_the_etkdg_pool():
     mmff = build_energy("mmff")
     etkdg, relaxed = (mmff.energy_and_forces(system, pools[k]).energy for k in (None, "mmff"))
     assert relaxed.max() < etkdg.min()
+
+
+def test_checkpoint_kinds_are_checked_and_old_checkpoints_read_as_adjoint_sampling(flow_run, tmp_path):
+    import dataclasses
+
+    from adjoint_sampling.core.paths import REPO_ROOT
+    from adjoint_sampling.models.checkpoint import ModelCheckpoint, save_model_checkpoint
+
+    shipped = load_model_checkpoint(REPO_ROOT / "models" / "shipped" / "default.pt")
+    assert shipped.kind == "adjoint_sampling" and shipped.base is None
+    flow = load_model_checkpoint(flow_run / "model.pt")
+    with pytest.raises(CheckpointError, match="carries its base flow"):
+        dataclasses.replace(flow, kind="adjoint_matching")
+    with pytest.raises(CheckpointError, match="kind 'diffusion'"):
+        dataclasses.replace(flow, kind="diffusion")
+    with pytest.raises(CheckpointError, match="solver 'ode' does not sample a adjoint_sampling model"):
+        dataclasses.replace(shipped, solver="ode")
+    with pytest.raises(CheckpointError, match="needs the memoryless schedule"):
+        Sampler(dataclasses.replace(flow, schedule_kind="geometric",
+                                    schedule_params={"sigma_min": 0.02, "sigma_max": 3.0}),
+                flow.build_controller(), "v")
+    data = {k: v for k, v in dataclasses.asdict(flow).items() if k != "base"}
+    save_model_checkpoint(tmp_path / "copy.pt", ModelCheckpoint(**data))
+    assert load_model_checkpoint(tmp_path / "copy.pt").kind == "flow"
+    assert torch.equal(ModelCheckpoint(**data).time_grid()[:1], torch.tensor([0.001], dtype=torch.float64))
