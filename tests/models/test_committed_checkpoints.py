@@ -36,6 +36,9 @@ def test_committed_checkpoint_loads_and_rebuilds_its_controller(path):
     assert weights.keys() == checkpoint.state_dict.keys()
     assert all(torch.equal(weights[k], checkpoint.state_dict[k]) for k in weights)
     assert len(checkpoint.time_grid()) == checkpoint.sde_steps + 1
+    if checkpoint.kind == "adjoint_matching":  # its frozen flow travels with it
+        base = checkpoint.build_base_velocity().state_dict()
+        assert all(torch.equal(base[k], checkpoint.base["state_dict"][k]) for k in base)
 
 
 @pytest.mark.parametrize("path", GNN_CHECKPOINTS, ids=lambda p: p.relative_to(REPO_ROOT).as_posix())
