@@ -5,8 +5,11 @@ The molecules come from ``spice_train.txt`` after the shuffle the training jobs 
 0), past the part any job trained on (from index ``--offset``, default 2000; the jobs use their first
 few hundred usable molecules). For each variant (a checkpoint, optionally with another solver, step
 count and grid), ``--conformers`` raw draws per molecule (one draw each, no replacement of failed
-draws): the share that passes the structure checks, and the MMFF94 energies of the valid ones above
-the lowest energy any variant found for that molecule (kcal/mol; lower is more precise).
+draws): the share that passes the structure checks, the MMFF94 energies of the valid ones above
+the lowest energy any variant found for that molecule (kcal/mol; lower is more precise), and the
+number of distinct conformers among them (those left after pruning at 1.0 A heavy-atom RMSD, the
+same draws; a reference-free stand-in for coverage recall: a sampler that collapses onto few
+conformers scores low).
 
     OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.held_out_energies --molecules 24 \\
         --variant flow_sde20=runs/flow_torsional_spice/model.pt:sde:20:start_refined \\
@@ -47,7 +50,7 @@ class Variant:
     grid: str | None = None
 
     def sampler(self) -> Sampler:
-        sampler = Sampler.from_checkpoint(self.checkpoint, build_energy("mmff"))
+        sampler = Sampler.from_checkpoint(self.checkpoint, build_energy("mmff"), reuse_samples=True)
         changes = {k: v for k, v in (("solver", self.solver), ("sde_steps", self.steps), ("grid_kind", self.grid))
                    if v is not None}
         if changes:
@@ -71,13 +74,15 @@ def parse_variant(text: str) -> Variant:
 
 def compare_held_out(variants: list[Variant], molecules: int, conformers: int = 32, offset: int = 2000,
                      seed: int = 0) -> dict[str, dict[str, float | int]]:
-    """Per variant: ``molecules``, ``valid_share``, median and mean MMFF energy above the lowest found."""
+    """Per variant: ``molecules``, ``valid_share``, median and mean MMFF energy above the lowest found,
+    and ``distinct_at_1A``: the mean over molecules of the valid draws left after pruning at 1.0 A."""
     smiles = read_smiles_file(DEFAULT_TRAIN_SMILES)
     random.Random(0).shuffle(smiles)
     records = prepare_molecules(smiles[offset:], seed=0, max_atoms=60, min_torsions=1, max_torsions=12,
                                 limit=molecules)
     samplers = {v.name: v.sampler() for v in variants}
     valid = dict.fromkeys(samplers, 0)
+    distinct = dict.fromkeys(samplers, 0)
     excess: dict[str, list[float]] = {name: [] for name in samplers}
     for record in records:
         energies = {}
@@ -91,13 +96,15 @@ def compare_held_out(variants: list[Variant], molecules: int, conformers: int = 
                 continue
             valid[name] += len(result.conformers)
             energies[name] = [c.energy for c in result.conformers if c.energy is not None]
+            distinct[name] += len(sampler.generate(dataclasses.replace(request, prune_rms=1.0)).conformers)
         found = [e for values in energies.values() for e in values]
         if found:
             for name, values in energies.items():
                 excess[name] += [e - min(found) for e in values]
     return {name: {"molecules": len(records), "valid_share": valid[name] / max(len(records) * conformers, 1),
                    "median_mmff_above_lowest": statistics.median(excess[name]) if excess[name] else float("nan"),
-                   "mean_mmff_above_lowest": statistics.fmean(excess[name]) if excess[name] else float("nan")}
+                   "mean_mmff_above_lowest": statistics.fmean(excess[name]) if excess[name] else float("nan"),
+                   "distinct_at_1A": distinct[name] / max(len(records), 1)}
             for name in samplers}
 
 

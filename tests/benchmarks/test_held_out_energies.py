@@ -28,6 +28,7 @@ def test_variants_of_one_flow_are_compared_on_held_out_molecules(tmp_path, capsy
     for row in summary.values():
         assert row["molecules"] == 2 and 0.0 <= row["valid_share"] <= 1.0
         assert row["median_mmff_above_lowest"] >= 0.0 and row["mean_mmff_above_lowest"] >= 0.0
+        assert 1.0 <= row["distinct_at_1A"] <= row["valid_share"] * 6  # pruning keeps at least one per molecule
     assert summary["ode"]["mean_mmff_above_lowest"] != summary["sde"]["mean_mmff_above_lowest"]  # other draws
     for bad, message in [("nameonly", "NAME=PATH"), (f"x={path}:sde:many:uniform", "NAME=PATH"),
                          ("x=/nonexistent.pt", "does not exist")]:
