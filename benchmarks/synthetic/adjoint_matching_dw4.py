@@ -86,7 +86,7 @@ def control_alignment(control: EGNNController, task: FineTuneTask, settings: Adj
                       seed: int = 0) -> list[dict[str, float]]:
     """Along ``num`` paths of the fine-tuned SDE, at a few grid times: the mean lean adjoint norm per
     particle, the mean control norm and the cosine between the control and its target ``-a``."""
-    batch = task.make_batch(num)
+    batch = task.make_batch(task.draw_keys(num, torch.Generator()))
     targets = draw_targets(control, task, batch, settings, torch.Generator().manual_seed(seed), torch.float32)
     steps = len(targets.times)
     rows = []

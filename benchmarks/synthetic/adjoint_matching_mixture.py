@@ -152,7 +152,7 @@ def adjoint_check(settings: AdjointMatchingSettings, num_paths: int = 100_000,
     """Base paths (zero control): at the grid times nearest ``times``, the mean and median of the lean
     adjoint's ``-a(t)`` against the mean of its exact conditional mean ``d E[X_1 | X_t] / dx``."""
     batch_task = task(settings.t_start)
-    targets = draw_targets(_ZeroControl(), batch_task, batch_task.make_batch(num_paths), settings,
+    targets = draw_targets(_ZeroControl(), batch_task, batch_task.make_batch([0] * num_paths), settings,
                            torch.Generator().manual_seed(settings.seed), F64)
     rows = []
     for wanted in times:
