@@ -53,10 +53,8 @@ class Variant:
         sampler = Sampler.from_checkpoint(self.checkpoint, build_energy("mmff"), reuse_samples=True)
         changes = {k: v for k, v in (("solver", self.solver), ("sde_steps", self.steps), ("grid_kind", self.grid))
                    if v is not None}
-        if changes:
-            sampler.checkpoint = dataclasses.replace(sampler.checkpoint, **changes)
-            sampler.grid = sampler.checkpoint.time_grid()
-        return sampler
+        # a new Sampler on the changed checkpoint: its schedule and grid are derived again
+        return dataclasses.replace(sampler, checkpoint=dataclasses.replace(sampler.checkpoint, **changes))
 
 
 def parse_variant(text: str) -> Variant:

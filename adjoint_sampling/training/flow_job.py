@@ -20,11 +20,10 @@ import dataclasses
 import json
 import logging
 import math
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -45,8 +44,9 @@ from adjoint_sampling.training.adjoint_matching import (
     pretrain_flow_on,
 )
 from adjoint_sampling.training.config import METHOD_KINDS, JobConfig, parse_dataclass
+from adjoint_sampling.training.stop_signal import StopOnSigterm
 
-__all__ = ["FLOW_METHODS", "FlowJobSettings", "molecular_fine_tune_task", "run_flow_job"]
+__all__ = ["FLOW_METHODS", "FlowJobPlan", "FlowJobSettings", "molecular_fine_tune_task", "plan_flow_job", "run_flow_job"]
 
 log = logging.getLogger(__name__)
 
@@ -90,34 +90,22 @@ def _split_method(method: dict[str, Any]) -> tuple[FlowJobSettings, dict[str, An
     return job, {k: v for k, v in method.items() if k not in own}
 
 
-class _StopRequested:
-    """SIGTERM while a loop runs: save at the next step and stop."""
+@dataclass(frozen=True)
+class FlowJobPlan:
+    """A flow job's config, checked and read: its own keys, the method's settings
+    (:class:`FlowMatchingSettings` or :class:`AdjointMatchingSettings`), the steps to run, the
+    sampling steps stored in ``model.pt`` and, for ``adjoint_matching``, the loaded base flow."""
 
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __enter__(self) -> _StopRequested:
-        try:
-            self.previous = signal.signal(signal.SIGTERM, self._on_signal)
-        except ValueError:  # not the main thread
-            self.previous = None
-        return self
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        log.warning("signal %d: saving after the current step and stopping", signum)
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    job: FlowJobSettings
+    settings: FlowMatchingSettings | AdjointMatchingSettings
+    total_steps: int
+    sample_steps: int
+    base: ModelCheckpoint | None
 
 
-def run_flow_job(
-    cfg: JobConfig, problem: TrainingProblem, controller: nn.Module, schedule: NoiseSchedule, run_dir: Path,
-    stop_after_steps: int | None = None,
-) -> dict[str, Any]:
-    """Run (or resume) the ``flow_matching`` / ``adjoint_matching`` job of ``cfg``; returns its counters
-    (``steps``, ``train_seconds``, ``final_loss``)."""
+def plan_flow_job(cfg: JobConfig, schedule: NoiseSchedule) -> FlowJobPlan:
+    """Check the ``flow_matching`` / ``adjoint_matching`` job of ``cfg`` before anything is built
+    (ConfigError / CheckpointError with the reason) and load its base flow."""
     job, rest = _split_method(cfg.method)
     if not isinstance(schedule, MemorylessSchedule):
         raise ConfigError(f"config.schedule: {job.kind} needs kind memoryless, got {schedule.kind!r}")
@@ -125,18 +113,26 @@ def run_flow_job(
         raise ConfigError(f"config.init_from is for adjoint_sampling jobs; {job.kind} starts from method.base")
     if "t_start" in rest:
         raise ConfigError("config.method.t_start: set it in config.schedule.t_start")
+    if job.kind == "flow_matching":
+        flow = parse_dataclass(FlowMatchingSettings, rest, "config.method")
+        return FlowJobPlan(job, flow, flow.steps, job.sample_sde_steps or (10 if job.sample_solver == "ode" else 30),
+                           None)
+    fine = parse_dataclass(AdjointMatchingSettings, {**rest, "t_start": schedule.t_start}, "config.method")
+    return FlowJobPlan(job, fine, fine.iterations,
+                       job.sample_sde_steps or (10 if job.sample_solver == "ode" else fine.sde_steps),
+                       _load_base(job.base or ""))
+
+
+def run_flow_job(
+    plan: FlowJobPlan, cfg: JobConfig, problem: TrainingProblem, controller: nn.Module, schedule: MemorylessSchedule,
+    run_dir: Path, stop_after_steps: int | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the planned job (:func:`plan_flow_job`); returns its counters (``steps``,
+    ``train_seconds``, ``final_loss``)."""
+    job, settings, base = plan.job, plan.settings, plan.base
     state_path = run_dir / "train_state" / "loop.pt"
     resume = torch.load(state_path, map_location="cpu", weights_only=False) if state_path.is_file() else None
     counters: dict[str, Any] = dict(resume["counters"]) if resume else {"steps": 0, "train_seconds": 0.0}
-    base: ModelCheckpoint | None = None
-    if job.kind == "flow_matching":
-        settings: Any = parse_dataclass(FlowMatchingSettings, rest, "config.method")
-        total, sde_steps = settings.steps, job.sample_sde_steps or (10 if job.sample_solver == "ode" else 30)
-    else:
-        settings = parse_dataclass(AdjointMatchingSettings, {**rest, "t_start": schedule.t_start}, "config.method")
-        base = _load_base(job.base or "")
-        total = settings.iterations
-        sde_steps = job.sample_sde_steps or (10 if job.sample_solver == "ode" else settings.sde_steps)
     clock = [time.perf_counter()]
 
     def checkpoint() -> ModelCheckpoint:
@@ -144,7 +140,7 @@ def run_flow_job(
         return ModelCheckpoint(
             controller_name=cfg.controller.name, controller_hparams=dict(getattr(controller, "hparams", {})),
             state_dict=controller.state_dict(), schedule_kind=schedule.kind, schedule_params=schedule.params(),
-            sde_steps=sde_steps, grid_kind=job.sample_grid, tau=float(problem.tau),
+            sde_steps=plan.sample_steps, grid_kind=job.sample_grid, tau=float(problem.tau),
             problem=describe() if callable(describe) else {}, config=cfg.to_dict(), counters=dict(counters),
             kind="flow" if base is None else "adjoint_matching", solver=job.sample_solver,
             base=None if base is None else {"controller_name": base.controller_name,
@@ -163,20 +159,20 @@ def run_flow_job(
         with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"phase": job.kind, **counters, "loss": counters["final_loss"]}) + "\n")
 
-    with _StopRequested() as stop:
+    with StopOnSigterm() as stop:
         checkpointing = LoopCheckpointing(
             save, job.checkpoint_interval, resume,
             should_stop=lambda step: stop.requested or (stop_after_steps is not None and step >= stop_after_steps))
-        if resume is not None and resume["step"] >= total:  # only the sampling settings may have changed
+        if resume is not None and resume["step"] >= plan.total_steps:  # only the sampling settings may have changed
             controller.load_state_dict(resume["model"])
             save_model_checkpoint(run_dir / "model.pt", checkpoint())
             log.info("%s: already done (%d steps); model.pt rewritten with the config's sampling settings",
                      job.kind, resume["step"])
-        elif base is None:
+        elif isinstance(settings, FlowMatchingSettings):
             pretrain_flow_on(controller, lambda n, gen: _pool_draw(problem, n, gen), settings, log_every=50,
                              checkpointing=checkpointing)
         else:
-            velocity = base.build_controller().requires_grad_(False)
+            velocity = cast(ModelCheckpoint, base).build_controller().requires_grad_(False)
             task = molecular_fine_tune_task(problem, velocity, schedule.t_start)
             fine_tune(controller, task, settings, log_every=10, checkpointing=checkpointing)
     return counters

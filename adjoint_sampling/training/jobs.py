@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import yaml
@@ -15,10 +15,10 @@ from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.core.registry import Registry
 from adjoint_sampling.models.checkpoint import load_controller_weights
 from adjoint_sampling.problems.base import TrainingProblem
-from adjoint_sampling.sde.schedules import build_schedule
+from adjoint_sampling.sde.schedules import MemorylessSchedule, build_schedule
 from adjoint_sampling.training.config import JobConfig, load_job_config
 from adjoint_sampling.training.distributed import init_distributed, shutdown_distributed
-from adjoint_sampling.training.flow_job import run_flow_job
+from adjoint_sampling.training.flow_job import plan_flow_job, run_flow_job
 from adjoint_sampling.training.trainer import Trainer, TrainingCounters, has_training_state
 from adjoint_sampling.training.trainer_config import TrainerConfig
 
@@ -86,11 +86,14 @@ def run_training_job(
     method = cfg.method.get("kind")
     if method != "adjoint_sampling" and cfg.trainer != TrainerConfig():
         raise ConfigError(f"config.trainer holds Adjoint Sampling's settings; a {method} job reads config.method")
+    sched_params = {k: v for k, v in cfg.schedule.items() if k != "kind"}
+    schedule = build_schedule(cfg.schedule["kind"], **sched_params)
+    flow_plan = None if method == "adjoint_sampling" else plan_flow_job(cfg, schedule)  # its errors before any work
     dist_ctx = init_distributed()
     try:
+        if flow_plan is not None and dist_ctx.world_size > 1:
+            raise ConfigError(f"a {method} job runs in one process, not under torch.distributed")
         problem = build_problem(cfg.problem)
-        sched_params = {k: v for k, v in cfg.schedule.items() if k != "kind"}
-        schedule = build_schedule(cfg.schedule["kind"], **sched_params)
         defaults = getattr(problem, "controller_defaults", None)
         hparams = {**(defaults() if callable(defaults) else {}), **cfg.controller.hparams}
         torch.manual_seed(cfg.trainer.seed)  # same initial weights on every rank
@@ -103,10 +106,9 @@ def run_training_job(
             _check_same_config(run_dir, cfg)
             atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         dist_ctx.barrier()
-        if method != "adjoint_sampling":
-            if dist_ctx.world_size > 1:
-                raise ConfigError(f"a {method} job runs in one process, not under torch.distributed")
-            return run_flow_job(cfg, problem, controller, schedule, run_dir, stop_after_iterations)
+        if flow_plan is not None:
+            return run_flow_job(flow_plan, cfg, problem, controller, cast(MemorylessSchedule, schedule), run_dir,
+                                stop_after_iterations)
         trainer = Trainer(problem, controller, schedule, cfg.trainer, run_dir, dist_ctx=dist_ctx,
                           job_config=cfg.to_dict(), progress=progress)
         return trainer.run(stop_after_iterations=stop_after_iterations)

@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import shutil
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ from adjoint_sampling.sde.time_grids import time_grid
 from adjoint_sampling.models.checkpoint import ModelCheckpoint, save_model_checkpoint
 from adjoint_sampling.training.distributed import DistributedContext
 from adjoint_sampling.training.optim import cosine_lr, optimizer_step
+from adjoint_sampling.training.stop_signal import StopOnSigterm
 from adjoint_sampling.training.trainer_config import TrainerConfig
 
 __all__ = ["TrainingCounters", "Trainer", "training_state_dir", "has_training_state"]
@@ -127,7 +127,7 @@ class Trainer:
                 raise ConfigError(f"trainer.ram_target 'batch_posterior' needs a problem with symmetry(); "
                                   f"{type(problem).__name__} has none")
             self.symmetry = symmetry()
-        self._stop_requested = False
+        self.stop_signal = StopOnSigterm()
 
     # ------------------------------------------------------------------ paths
     @property
@@ -328,10 +328,6 @@ class Trainer:
                 fh.write(json.dumps(record) + "\n")
 
     # ------------------------------------------------------------------ run
-    def _request_stop(self, signum: int, frame: Any) -> None:
-        log.warning("signal %d: stopping after the current step and checkpointing", signum)
-        self._stop_requested = True
-
     def run(self, stop_after_iterations: int | None = None) -> TrainingCounters:
         """Train to ``config.iterations`` (resuming if a checkpoint exists); returns the counters.
 
@@ -343,18 +339,11 @@ class Trainer:
             self.load_state()
         if not self.dist.all_equal(self.counters.iteration):
             raise CheckpointError("ranks resumed at different iterations")
-        previous = signal.getsignal(signal.SIGTERM)
-        try:
-            signal.signal(signal.SIGTERM, self._request_stop)
-        except ValueError:  # not in the main thread
-            previous = None
-        try:
-            self._run_phases(stop_after_iterations)
-        except _Stop:
-            pass
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+        with self.stop_signal:
+            try:
+                self._run_phases(stop_after_iterations)
+            except _Stop:
+                pass
         if self.dist.is_main:
             log.info("done: %d iterations, %d gradient steps, %d energy evaluations (%d failed), "
                      "%.2f gradient steps per energy evaluation", self.counters.iteration, self.counters.grad_steps,
@@ -362,7 +351,7 @@ class Trainer:
         return self.counters
 
     def _checkpoint_and_maybe_stop(self, force: bool = False) -> None:
-        stop = float(self._stop_requested)
+        stop = float(self.stop_signal.requested)
         stop = self.dist.sum([stop])[0] > 0
         if force or stop or self.counters.iteration % self.config.checkpoint_interval == 0:
             self.save_state()

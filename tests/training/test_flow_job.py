@@ -118,6 +118,7 @@ def test_adjoint_matching_job_fine_tunes_a_control_on_the_flow_and_samples_throu
         (lambda job: job["method"].update(checkpoint_interval=3), "multiple of grad_steps_per_batch"),
         (lambda job: job["method"].update(iterations=-1), "iterations"),
         (lambda job: job["method"].update(sample_solver="heun"), "sample_solver"),
+        (lambda job: job.update(init_from="/nonexistent/model.pt"), "init_from is for adjoint_sampling jobs"),
     ],
 )
 def test_bad_adjoint_matching_configs_are_refused_with_the_reason(flow_run, tmp_path, change, message):
@@ -175,3 +176,27 @@ def test_checkpoint_kinds_are_checked_and_old_checkpoints_read_as_adjoint_sampli
     save_model_checkpoint(tmp_path / "copy.pt", ModelCheckpoint(**data))
     assert load_model_checkpoint(tmp_path / "copy.pt").kind == "flow"
     assert torch.equal(ModelCheckpoint(**data).time_grid()[:1], torch.tensor([0.001], dtype=torch.float64))
+
+
+def test_sigterm_during_a_flow_job_saves_and_stops(tmp_path, monkeypatch):
+    """A real SIGTERM to this process during step 3: the job saves after that step and returns; the
+    same command then finishes."""
+    import os
+    import signal
+
+    from adjoint_sampling.training import flow_job
+
+    original, calls = flow_job._pool_draw, []
+
+    def draw_then_sigterm(problem, n, gen):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(problem, n, gen)
+
+    monkeypatch.setattr(flow_job, "_pool_draw", draw_then_sigterm)
+    cfg = job_config_from_dict(_job(FLOW))
+    assert run_training_job(cfg, tmp_path, progress=False)["steps"] == 3
+    assert load_model_checkpoint(tmp_path / "model.pt").counters["steps"] == 3
+    monkeypatch.setattr(flow_job, "_pool_draw", original)
+    assert run_training_job(cfg, tmp_path, progress=False)["steps"] == 9

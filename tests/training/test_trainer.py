@@ -300,3 +300,26 @@ def test_every_shipped_config_parses(path):
     assert cfg.trainer.iterations >= 1 and cfg.problem["kind"] in ("synthetic", "molecules")
     if cfg.init_from:  # fine-tuning configs start from a file the repository or an earlier stage makes
         assert cfg.init_from.endswith(".pt")
+
+
+def test_sigterm_saves_at_the_next_step_and_stops_then_the_run_resumes(tmp_path, monkeypatch):
+    """A real SIGTERM to this process during the 3rd iteration's gradient steps: the trainer finishes the
+    step, checkpoints, returns, and puts the previous handler back; the same run then finishes."""
+    before = signal.getsignal(signal.SIGTERM)
+    trainer = _tiny_trainer(tmp_path)
+    original, calls = Trainer._ram_step, []
+
+    def ram_step_then_sigterm(self):
+        calls.append(1)
+        if len(calls) == 7:  # iteration 3 (3 gradient steps per iteration)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "_ram_step", ram_step_then_sigterm)
+    trainer.run()
+    assert trainer.counters.iteration == 3 and trainer.stop_signal.requested
+    assert signal.getsignal(signal.SIGTERM) == before
+    monkeypatch.setattr(Trainer, "_ram_step", original)
+    resumed = _tiny_trainer(tmp_path)
+    resumed.run()
+    assert resumed.counters.iteration == 5
