@@ -1,4 +1,4 @@
-"""`adjoint-sampling train CONFIG.yaml [--run-dir DIR] [--device DEV]`: train, or resume a stopped run.
+"""`adjoint-sampling train CONFIG.yaml [--run-dir DIR] [--seed N] [--device DEV]`: train, or resume a stopped run.
 
 Two kinds of job: a sampler (controller) job, and a GNN potential job (a config with a ``fit``
 section, ``configs/energy_*.yaml``). Running the same command again continues from the last
@@ -15,6 +15,9 @@ import os
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML job config")
     parser.add_argument("--run-dir", default=None, help="run directory (default: run_dir of the config)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="sampler jobs: replace trainer.seed of the config (for repeated runs over seeds; "
+                             "give each its own --run-dir)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--device", default=None,
                         help="GNN potential jobs: cpu, cuda or auto (default: CUDA when available)")
@@ -25,6 +28,12 @@ def run(args: argparse.Namespace) -> int:
     from adjoint_sampling.training.config import job_config_from_dict, read_yaml
 
     document = read_yaml(args.config)  # read once: the kind of job, then its dataclass
+    if args.seed is not None:
+        from adjoint_sampling.core.errors import ConfigError
+
+        if is_energy_fit_config(document) or "method" in document or not isinstance(document.get("trainer"), dict):
+            raise ConfigError(f"--seed applies to sampler jobs with a trainer section; {args.config} is not one")
+        document["trainer"]["seed"] = args.seed
     if is_energy_fit_config(document):
         path = run_energy_fit_job(energy_fit_job_from_dict(document), args.run_dir, device=args.device)
         if os.environ.get("RANK", "0") == "0":

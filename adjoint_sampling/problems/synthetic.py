@@ -9,7 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from adjoint_sampling.energy.synthetic import ParticleEnergy, build_synthetic_energy
+from adjoint_sampling.core.errors import CheckpointError
+from adjoint_sampling.energy.synthetic import ParticleEnergy, build_synthetic_energy, synthetic_energy_from_params
 from adjoint_sampling.method.posterior_target import MAX_PERMUTED_PARTICLES, ParticleSymmetry
 from adjoint_sampling.problems.base import TerminalEvaluation
 from adjoint_sampling.sde.batch import SystemBatch
@@ -24,6 +25,8 @@ class SyntheticProblemParams:
 
     kind: str = "synthetic"
     system: str = "dw4"
+    pair_sum: str = "ordered"
+    """Lennard-Jones convention: ``ordered`` (i != j, the papers' test sets) or ``unordered`` (i < j)."""
 
 
 class SyntheticProblem:
@@ -34,8 +37,17 @@ class SyntheticProblem:
         self.tau = float(energy.tau)
 
     @classmethod
-    def from_name(cls, system: str) -> SyntheticProblem:
-        return cls(build_synthetic_energy(system))
+    def from_name(cls, system: str, pair_sum: str = "ordered") -> SyntheticProblem:
+        return cls(build_synthetic_energy(system, pair_sum))
+
+    @classmethod
+    def from_description(cls, problem: dict[str, Any]) -> SyntheticProblem:
+        """The problem a checkpoint was trained on, from its :meth:`describe` (``ckpt.problem``)."""
+        if problem.get("kind") != "synthetic" or problem.get("system") is None:
+            raise CheckpointError(f"checkpoint is not a synthetic-system model (problem: {problem})")
+        if "energy" not in problem:
+            return cls.from_name(str(problem["system"]))
+        return cls(synthetic_energy_from_params(problem["energy"]))
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "synthetic", "system": self.energy_model.name, "energy": self.energy_model.params()}

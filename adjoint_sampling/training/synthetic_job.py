@@ -1,4 +1,4 @@
-"""Registers ``problem: {kind: synthetic, system: dw4|lj13|lj55}`` for training jobs."""
+"""Registers ``problem: {kind: synthetic, system: dw4|lj13|lj55, pair_sum: ordered|unordered}`` for training jobs."""
 
 from __future__ import annotations
 
@@ -12,4 +12,4 @@ from adjoint_sampling.training.jobs import register_problem
 @register_problem("synthetic")
 def build_synthetic_problem(spec: dict[str, Any]) -> SyntheticProblem:
     params = parse_dataclass(SyntheticProblemParams, spec, "config.problem")
-    return SyntheticProblem.from_name(params.system)
+    return SyntheticProblem.from_name(params.system, params.pair_sum)

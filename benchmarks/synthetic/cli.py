@@ -23,15 +23,23 @@ from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint_wit
 from adjoint_sampling.benchmarks.synthetic.shapes import energy_w2_at_reference_shape_shares, shape_table
 from adjoint_sampling.core.atomic_io import atomic_torch_save, atomic_write_text
 from adjoint_sampling.core.errors import ConfigError
-from adjoint_sampling.energy.synthetic import SYNTHETIC_SYSTEMS, DoubleWellEnergy, build_synthetic_energy
+from adjoint_sampling.energy.synthetic import (
+    PAIR_SUMS,
+    SYNTHETIC_SYSTEMS,
+    DoubleWellEnergy,
+    ParticleEnergy,
+    build_synthetic_energy,
+    synthetic_energy_from_params,
+)
 from adjoint_sampling.method.importance import effective_sample_fraction
 from adjoint_sampling.models.checkpoint import load_model_checkpoint
+from adjoint_sampling.problems.synthetic import SyntheticProblem
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 PAPER = {"dw4": (0.62, 0.55), "lj13": (1.67, 2.40), "lj55": (4.04, 30.83)}
-"""Adjoint Sampling paper (W2 on samples, W2 on energies)."""
+"""Adjoint Sampling paper (W2 on samples, W2 on energies); for LJ under ``pair_sum="ordered"``."""
 
 DEFAULT_MCMC = {
     "dw4": MCMCSettings(num_chains=2000, num_steps=20_000, burn_in=10_000, num_temperatures=6, max_temperature=4.0,
@@ -49,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", type=Path, default=None, help="reference samples (default: references/<system>.pt)")
     parser.add_argument("--make-reference", action="store_true", help="(re)generate the reference by MCMC")
     parser.add_argument("--reference-only", action="store_true", help="only make/check the reference, no model")
+    parser.add_argument("--pair-sum", choices=sorted(PAIR_SUMS), default="ordered",
+                        help="Lennard-Jones convention of a new reference (default: ordered, the papers' test sets)")
     parser.add_argument("--mcmc-seed", type=int, default=None, help="seed of a new reference run")
     parser.add_argument("--mcmc-steps", type=int, default=None, help="steps of a new reference run (burn-in: half)")
     parser.add_argument("--num-samples", type=int, default=2000)
@@ -80,23 +90,32 @@ def _reference(args: argparse.Namespace) -> tuple[dict, Path]:
         overrides.update(num_steps=args.mcmc_steps, burn_in=args.mcmc_steps // 2)
     settings = MCMCSettings(**{f.name: overrides.get(f.name, getattr(settings, f.name)) for f in fields(MCMCSettings)})
     log.info("making %s reference samples by PT-MALA: %s", args.system, settings)
+    energy = build_synthetic_energy(args.system, args.pair_sum)
     t0 = time.perf_counter()
-    result = run_reference_mcmc(build_synthetic_energy(args.system), settings)
+    result = run_reference_mcmc(energy, settings)
     data = {"samples": result.samples.float(), "energies": result.energies, "summary": result.summary(),
-            "seconds": time.perf_counter() - t0, "energy": build_synthetic_energy(args.system).params()}
+            "seconds": time.perf_counter() - t0, "energy": energy.params()}
     atomic_torch_save(data, path)
     log.info("reference written to %s (%.0f s)", path, data["seconds"])
     return data, path
 
 
+def _reference_energy(ref: dict, path: Path, system: str) -> ParticleEnergy:
+    """The energy a reference file was sampled from (its stored parameters)."""
+    energy = synthetic_energy_from_params(ref["energy"]) if "energy" in ref else build_synthetic_energy(system)
+    if energy.name != system:
+        raise ConfigError(f"{path} holds samples of {energy.name!r}, not {system!r}")
+    return energy
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    energy = build_synthetic_energy(args.system)
-    if args.shapes and not isinstance(energy, DoubleWellEnergy):
+    if args.shapes and not isinstance(build_synthetic_energy(args.system), DoubleWellEnergy):
         raise ConfigError(f"--shapes is for double-well systems, not {args.system!r}")
     ref, ref_path = _reference(args)
+    energy = _reference_energy(ref, ref_path, args.system)
     ref_x, ref_e = ref["samples"].double(), ref["energies"].double()
-    print(f"reference {ref_path}: {ref_x.shape[0]} samples, mean energy {float(ref_e.mean()):.3f}, "
+    print(f"reference {ref_path}: {ref_x.shape[0]} samples of {energy.params()}, mean energy {float(ref_e.mean()):.3f}, "
           f"MALA acceptance {[round(a, 3) for a in ref['summary']['acceptance']]}")
     if args.reference_only:
         return 0
@@ -106,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         ckpt.sde_steps = args.sde_steps
     if ckpt.problem.get("system") != args.system:
         raise ConfigError(f"{model_path} is a model of {ckpt.problem.get('system')!r}, not {args.system!r}")
+    model_energy = SyntheticProblem.from_description(ckpt.problem).energy_model
+    if model_energy.params() != energy.params():
+        raise ConfigError(f"{model_path} was trained on {model_energy.params()} but {ref_path} samples "
+                          f"{energy.params()}: compare a model only with a reference of the same energy")
     n = min(args.num_samples, ref_x.shape[0])
     t0 = time.perf_counter()
     gen_x, gen_e, gen_log_w = sample_checkpoint_with_log_weights(ckpt, n, args.seed)
@@ -115,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
     e_w2 = energy_w2(gen_e, ref_e[:n])
     counters = ckpt.counters
     result = {
-        "system": args.system, "model": str(model_path), "reference": str(ref_path), "num_samples": n,
+        "system": args.system, "energy": energy.params(), "model": str(model_path), "reference": str(ref_path),
+        "num_samples": n,
         "seed": args.seed, "w2": w2, "energy_w2": e_w2, "paper_w2": PAPER[args.system][0],
         "paper_energy_w2": PAPER[args.system][1], "gen_energy_mean": float(gen_e.mean()),
         "ref_energy_mean": float(ref_e[:n].mean()), "sampling_seconds": sample_seconds,

@@ -92,7 +92,7 @@ def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSett
     permutation augmentation: the controllers are equivariant, so it would not change the loss's
     distribution). Returns a checkpoint like the template with the fitted weights (the EMA if set)
     and the loss every 100 steps."""
-    problem = SyntheticProblem.from_name(str(template.problem["system"]))
+    problem = SyntheticProblem.from_description(template.problem)
     hparams = {**template.controller_hparams, **(controller_hparams or {})}
     torch.manual_seed(settings.seed)
     model = build_controller(template.controller_name, hparams)

@@ -24,7 +24,7 @@ def restarted_samples(ckpt: ModelCheckpoint, reference: Tensor, t0: float, seed:
     from the bridges of ``reference`` ``(K, n, D)``; the SDE runs on the checkpoint's grid after ``t0``."""
     if not 0.0 <= t0 < 1.0:
         raise ValueError(f"t0 must be in [0, 1), got {t0}")
-    problem = SyntheticProblem.from_name(str(ckpt.problem["system"]))
+    problem = SyntheticProblem.from_description(ckpt.problem)
     controller, schedule, grid = ckpt.build_controller(), ckpt.build_schedule(), ckpt.time_grid()
     k, n, d = reference.shape
     batch = problem.make_batch([0] * k)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from adjoint_sampling.core.errors import CheckpointError
 from adjoint_sampling.method.importance import terminal_log_weight
 from adjoint_sampling.problems.synthetic import SyntheticProblem
 from adjoint_sampling.sde.integrate import integrate_with_path_weight
@@ -26,10 +25,7 @@ def sample_checkpoint_with_log_weights(ckpt: ModelCheckpoint, num_samples: int, 
     """As :func:`sample_checkpoint` (the same samples for the same seed), also returning each
     sample's log importance weight ``(K,)`` with respect to the target, up to a constant
     (:mod:`adjoint_sampling.importance`)."""
-    system = ckpt.problem.get("system")
-    if ckpt.problem.get("kind") != "synthetic" or system is None:
-        raise CheckpointError(f"checkpoint is not a synthetic-system model (problem: {ckpt.problem})")
-    problem = SyntheticProblem.from_name(system)
+    problem = SyntheticProblem.from_description(ckpt.problem)
     controller, schedule, grid = ckpt.build_controller(), ckpt.build_schedule(), ckpt.time_grid()
     gen = torch.Generator().manual_seed(seed)
     n, d = problem.energy_model.n_particles, problem.energy_model.dim

@@ -234,3 +234,40 @@ def test_path_weights_correct_a_too_hot_dw4_models_energies(tmp_path, capsys):
     assert 0 < result["importance_effective_fraction"] <= 1 and 1 <= resampled["distinct"] <= 300
     assert resampled["energy_w2"] < result["energy_w2"]
     assert "resampled by importance weight" in capsys.readouterr().out
+
+
+def test_lj_pair_convention_travels_from_config_to_checkpoint_to_bench(tmp_path, capsys):
+    """A job config chooses the Lennard-Jones convention, the checkpoint's problem records it, and the
+    bench compares a model only with a reference of the same energy."""
+    from adjoint_sampling.core.errors import ConfigError
+    from adjoint_sampling.energy.synthetic import build_synthetic_energy
+    from adjoint_sampling.problems.synthetic import SyntheticProblem
+    from adjoint_sampling.training.synthetic_job import build_synthetic_problem
+
+    assert build_synthetic_problem({"kind": "synthetic", "system": "lj13"}).energy_model.pair_sum == "ordered"
+    unordered = build_synthetic_problem({"kind": "synthetic", "system": "lj13", "pair_sum": "unordered"})
+    assert SyntheticProblem.from_description(unordered.describe()).energy_model.params() == \
+        unordered.energy_model.params()
+    with pytest.raises(ConfigError, match="pair_sum"):
+        build_synthetic_problem({"kind": "synthetic", "system": "lj13", "pair_sum": "half"})
+
+    legacy_model = REPO / "benchmarks" / "synthetic" / "models" / "archive" / "lj13_unordered.pt"
+    legacy_ref = REPO / "benchmarks" / "synthetic" / "references" / "archive" / "lj13_unordered.pt"
+    # written before the option existed: both read as the i < j sum
+    assert SyntheticProblem.from_description(load_model_checkpoint(legacy_model).problem).energy_model.pair_sum == \
+        "unordered"
+    out = tmp_path / "legacy.json"
+    argv = ["bench", "synthetic", "--system", "lj13", "--model", str(legacy_model), "--num-samples", "40",
+            "--output", str(out)]
+    assert main(argv + ["--reference", str(legacy_ref)]) == 0
+    result = json.loads(out.read_text())
+    assert result["energy"]["pair_sum"] == "unordered" and result["num_samples"] == 40
+    # the same model against a reference of the papers' convention is refused in one line
+    ordered = build_synthetic_energy("lj13")
+    x = torch.load(legacy_ref, weights_only=False)["samples"][:40].double()
+    ref = tmp_path / "ordered_ref.pt"
+    torch.save({"samples": x.float(), "energies": ordered.energy(x), "summary": {"acceptance": [0.5]},
+                "energy": ordered.params()}, ref)
+    capsys.readouterr()
+    assert main(argv + ["--reference", str(ref)]) == 2
+    assert "same energy" in capsys.readouterr().err
