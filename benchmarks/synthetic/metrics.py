@@ -21,7 +21,9 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-__all__ = ["aligned_sq_distances", "energy_w2", "wasserstein2_from_cost", "nuclear_norm"]
+from adjoint_sampling.energy.synthetic import pairwise_distances
+
+__all__ = ["aligned_sq_distances", "energy_w2", "energy_tail_summary", "wasserstein2_from_cost", "nuclear_norm"]
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +112,17 @@ def energy_w2(e1: Tensor, e2: Tensor) -> float:
         raise ValueError("energy W2 needs equally sized samples")
     s1, s2 = torch.sort(e1.double().flatten()).values, torch.sort(e2.double().flatten()).values
     return float((s1 - s2).pow(2).mean().sqrt())
+
+
+def energy_tail_summary(gen_x: Tensor, gen_e: Tensor, ref_x: Tensor, ref_e: Tensor, keep: float = 0.99) -> dict[str, float]:
+    """How much of an energy W2 is the rare high-energy tail: medians, the energy W2 of the lowest
+    ``keep`` share of each set, and the share of generated samples ``(K, n, D)`` whose closest pair
+    is closer than the closest pair in any reference sample (overlaps the target never shows)."""
+    k = max(1, int(round(keep * min(gen_e.numel(), ref_e.numel()))))
+    low_gen = torch.sort(gen_e.double().flatten()).values[:k]
+    low_ref = torch.sort(ref_e.double().flatten()).values[:k]
+    ref_closest = float(pairwise_distances(ref_x.double()).min())
+    return {"gen_energy_median": float(gen_e.double().median()), "ref_energy_median": float(ref_e.double().median()),
+            f"energy_w2_lowest_{round(100 * keep)}pct": energy_w2(low_gen, low_ref),
+            "ref_closest_pair": ref_closest,
+            "overlap_share": float((pairwise_distances(gen_x.double()).min(dim=-1).values < ref_closest).double().mean())}

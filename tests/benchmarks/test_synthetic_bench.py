@@ -271,3 +271,24 @@ def test_lj_pair_convention_travels_from_config_to_checkpoint_to_bench(tmp_path,
     capsys.readouterr()
     assert main(argv + ["--reference", str(ref)]) == 2
     assert "same energy" in capsys.readouterr().err
+
+
+def test_energy_tail_summary_separates_rare_overlaps_from_a_shifted_distribution():
+    from adjoint_sampling.benchmarks.synthetic.metrics import energy_tail_summary
+    from adjoint_sampling.energy.synthetic import build_synthetic_energy
+
+    lj = build_synthetic_energy("lj13")
+    ref = torch.load(REPO / "benchmarks" / "synthetic" / "references" / "lj13.pt", weights_only=False)
+    x, e = ref["samples"][:1000].double(), ref["energies"][:1000].double()
+    # 1 % of the samples get two particles pushed onto each other: the whole energy W2 explodes,
+    # the lowest 99 % still match, and exactly those samples count as overlaps
+    bad = x.clone()
+    bad[:10, 1] = bad[:10, 0] + 0.3 * (bad[:10, 1] - bad[:10, 0]) / (bad[:10, 1] - bad[:10, 0]).norm(dim=-1, keepdim=True)
+    bad_e = lj.energy(bad)
+    tail = energy_tail_summary(bad, bad_e, x, e)
+    assert energy_w2(bad_e, e) > 100.0 and tail["energy_w2_lowest_99pct"] < 1.0
+    assert tail["overlap_share"] == pytest.approx(0.01) and 0.3 < tail["ref_closest_pair"] < 1.0
+    assert tail["ref_energy_median"] == pytest.approx(float(e.median()))
+    # a distribution shifted as a whole keeps its energy W2 after the tail is dropped
+    shifted = energy_tail_summary(x, e + 5.0, x, e)
+    assert shifted["energy_w2_lowest_99pct"] == pytest.approx(5.0) and shifted["overlap_share"] == 0.0
