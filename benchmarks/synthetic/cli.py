@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     ref_x, ref_e = ref["samples"].double(), ref["energies"].double()
     print(f"reference {ref_path}: {ref_x.shape[0]} samples of {energy.params()}, mean energy {float(ref_e.mean()):.3f}, "
           f"MALA acceptance {[round(a, 3) for a in ref['summary']['acceptance']]}")
+    for text in ref["summary"].get("warnings", []):
+        print(f"WARNING: reference {ref_path}: {text}")
     if args.reference_only:
         return 0
     model_path = args.model or HERE / "models" / f"{args.system}.pt"

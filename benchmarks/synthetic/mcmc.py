@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor
@@ -47,11 +47,34 @@ class MCMCResult:
     swap_acceptance: list[float]  # per neighbouring pair, after burn-in
     step_sizes: list[float]  # per temperature (frozen after burn-in)
     settings: dict
+    energy_drift: float = 0.0  # T = 1 mean energy at the end minus at the end of burn-in
+    energy_drift_z: float = 0.0  # that drift in standard errors of a difference of two means
+    warnings: list[str] = field(default_factory=list)  # signs that the chains are not at equilibrium
 
     def summary(self) -> dict:
         return {"settings": self.settings, "acceptance": self.acceptance, "swap_acceptance": self.swap_acceptance,
                 "step_sizes": self.step_sizes, "energy_mean": float(self.energies.mean()),
-                "energy_std": float(self.energies.std()), "energy_max": float(self.energies.max())}
+                "energy_std": float(self.energies.std()), "energy_max": float(self.energies.max()),
+                "energy_drift": self.energy_drift, "energy_drift_z": self.energy_drift_z, "warnings": self.warnings}
+
+
+MAX_DRIFT_Z = 4.0
+"""Drift of the T = 1 mean energy over the sampling phase, in standard errors, above which the run warns."""
+MIN_SWAP_ACCEPTANCE = 0.01
+"""Swap acceptance below which neighbouring temperatures are too far apart to help."""
+
+
+def equilibration_warnings(drift_z: float, swap_acceptance: list[float]) -> list[str]:
+    """Plain-language warnings for a drifting mean energy or temperatures that never swap."""
+    out = []
+    if abs(drift_z) > MAX_DRIFT_Z:
+        out.append(f"the T = 1 mean energy moved by {drift_z:.1f} standard errors after burn-in: the chains are "
+                   f"not at equilibrium (run more steps)")
+    low = [i for i, a in enumerate(swap_acceptance) if a < MIN_SWAP_ACCEPTANCE]
+    if low:
+        out.append(f"swap acceptance below {MIN_SWAP_ACCEPTANCE} between temperatures {low} and the next: "
+                   f"tempering does not mix them (use more, closer temperatures)")
+    return out
 
 
 def _centre(x: Tensor) -> Tensor:
@@ -85,6 +108,7 @@ def run_reference_mcmc(energy: ParticleEnergy, settings: MCMCSettings) -> MCMCRe
         return e.view(c, k), _centre(g.view(c, k, n, d))
 
     e, g = e_and_g(x)
+    mean_after_burn_in = float(e[:, 0].mean())
     accepted = torch.zeros(k, dtype=torch.float64)
     swaps = torch.zeros(max(k - 1, 1), dtype=torch.float64)
     swap_tries = 0
@@ -103,6 +127,8 @@ def run_reference_mcmc(energy: ParticleEnergy, settings: MCMCSettings) -> MCMCRe
         e = torch.where(acc, ey, e)
         g = torch.where(acc.view(c, k, 1, 1), gy, g)
         rate = acc.double().mean(0)
+        if it == settings.burn_in - 1:
+            mean_after_burn_in = float(e[:, 0].mean())
         if it < settings.burn_in:
             step = step * torch.exp(0.05 * (rate - 0.57))  # Robbins-Monro-style adaptation
         else:
@@ -128,9 +154,15 @@ def run_reference_mcmc(energy: ParticleEnergy, settings: MCMCSettings) -> MCMCRe
             log.info("mcmc step %d/%d: mean energy at T=1 %.3f, acceptance %s", it + 1, settings.num_steps,
                      float(e[:, 0].mean()), [round(float(r), 2) for r in rate])
     per_pair_tries = max(swap_tries / 2.0, 1.0)
+    swap_acceptance = (swaps / per_pair_tries).tolist() if k > 1 else []
+    drift = float(e[:, 0].mean()) - mean_after_burn_in
+    drift_z = drift / max(math.sqrt(2.0 / c) * float(e[:, 0].std()), 1e-12)
+    warnings = equilibration_warnings(drift_z, swap_acceptance)
+    for text in warnings:
+        log.warning("MCMC reference: %s", text)
     return MCMCResult(
         samples=x[:, 0].clone(), energies=e[:, 0].clone(),
-        acceptance=(accepted / max(counted, 1)).tolist(),
-        swap_acceptance=(swaps / per_pair_tries).tolist() if k > 1 else [],
-        step_sizes=step.tolist(), settings=asdict(settings),
+        acceptance=(accepted / max(counted, 1)).tolist(), swap_acceptance=swap_acceptance,
+        step_sizes=step.tolist(), settings=asdict(settings), energy_drift=drift, energy_drift_z=drift_z,
+        warnings=warnings,
     )

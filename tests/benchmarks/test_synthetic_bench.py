@@ -72,6 +72,23 @@ def test_mcmc_samples_a_known_gaussian():
     assert float(res.samples.var(0).mean()) == pytest.approx(0.25, rel=0.1)
     assert float(res.energies.mean()) == pytest.approx(1.0, rel=0.1)
     assert 0.4 < res.acceptance[0] < 0.75 and len(res.swap_acceptance) == 1
+    assert res.warnings == [] and abs(res.energy_drift_z) < 4.0
+
+
+def test_mcmc_warns_when_chains_are_not_at_equilibrium(tmp_path, capsys):
+    """A start far out in the tail with too few steps is still relaxing after burn-in, and two
+    temperatures 50x apart never swap: both are reported, in the result and by the bench."""
+    spring = DoubleWellEnergy(n_particles=2, dim=2, a=0.0, b=0.5, c=0.0, d0=0.0)
+    res = run_reference_mcmc(spring, MCMCSettings(num_chains=500, num_steps=80, burn_in=40, num_temperatures=2,
+                                                  max_temperature=50.0, init_scale=300.0, seed=0))
+    assert res.energy_drift < 0 and res.energy_drift_z < -4.0
+    assert len(res.warnings) == 2 and "not at equilibrium" in res.warnings[0] and "swap" in res.warnings[1]
+    assert res.summary()["warnings"] == res.warnings
+    ref = tmp_path / "ref.pt"
+    torch.save({"samples": res.samples.float(), "energies": res.energies, "summary": res.summary(),
+                "energy": DoubleWellEnergy().params()}, ref)
+    assert main(["bench", "synthetic", "--system", "dw4", "--reference", str(ref), "--reference-only"]) == 0
+    assert capsys.readouterr().out.count("WARNING: reference") == 2
 
 
 def test_bench_command_end_to_end(tmp_path, capsys):
