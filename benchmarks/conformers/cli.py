@@ -66,6 +66,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     merge.add_argument("inputs", nargs="+", type=Path, help="record files or folders of *.jsonl")
     merge.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output folder (default: %(default)s)")
 
+    paired = actions.add_parser("paired", help="compare two methods of one run molecule by molecule (wins, "
+                                               "precision over draws, strata by the share of draws kept)")
+    paired.add_argument("records", type=Path, help="per_molecule.jsonl of a run, or its folder")
+    paired.add_argument("--base", required=True, help="method compared against, e.g. flow+mmff")
+    paired.add_argument("--candidate", required=True, help="method compared, e.g. am+mmff")
+    paired.add_argument("--threshold", type=float, default=1.0, help="angstrom, on the sweep (default: %(default)s)")
+    paired.add_argument("--min-valid", default="0.9", help="comma-separated shares of draws kept that split the "
+                                                           "molecules into strata (default: %(default)s)")
+    paired.add_argument("--out", type=Path, default=None, help="also write the comparison as JSON here")
+
     check = actions.add_parser("rmsd-check", help="batched RMSD vs RDKit GetBestRMS: agreement and speed-up")
     _add_data_arguments(check)
     check.add_argument("--probes", type=int, default=128, help="ETKDG conformers per molecule (default: %(default)s)")
@@ -161,6 +171,29 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paired(args: argparse.Namespace) -> int:
+    import json
+
+    from adjoint_sampling.benchmarks.conformers.paired import format_paired, paired_comparison
+    from adjoint_sampling.benchmarks.conformers.records import read_records
+    from adjoint_sampling.benchmarks.conformers.runner import RECORDS_FILE_NAME
+
+    path = args.records / RECORDS_FILE_NAME if args.records.is_dir() else args.records
+    if not path.is_file():
+        raise ConfigError(f"no records file {path}")
+    try:
+        shares = [float(s) for s in args.min_valid.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--min-valid must be comma-separated numbers, got {args.min_valid!r}") from None
+    result = paired_comparison(read_records(path), args.base, args.candidate, args.threshold, shares)
+    print(format_paired(result))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        print(f"written: {args.out}")
+    return 0
+
+
 def _rmsd_check(args: argparse.Namespace) -> int:
     import torch
 
@@ -199,4 +232,4 @@ def _rmsd_check(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"run": _run, "merge": _merge, "rmsd-check": _rmsd_check}[args.action](args)
+    return {"run": _run, "merge": _merge, "paired": _paired, "rmsd-check": _rmsd_check}[args.action](args)
