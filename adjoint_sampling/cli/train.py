@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "give each its own --run-dir)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--device", default=None,
-                        help="GNN potential jobs: cpu, cuda or auto (default: CUDA when available)")
+                        help="cpu, cuda[:N] or auto. GNN potential jobs: default auto (CUDA when available); "
+                             "sampler (adjoint_sampling) jobs: default cpu, the controller only, resumable on "
+                             "another device; flow jobs: cpu only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,13 +41,10 @@ def run(args: argparse.Namespace) -> int:
         if os.environ.get("RANK", "0") == "0":
             print(f"GNN potential written to {path}")
         return 0
-    if args.device not in (None, "cpu", "auto"):
-        from adjoint_sampling.core.errors import ConfigError
-
-        raise ConfigError("--device applies to GNN potential jobs only (sampler training runs on the CPU)")
     from adjoint_sampling.training.jobs import run_training_job  # imports torch: only when training
 
-    counters = run_training_job(job_config_from_dict(document), args.run_dir, progress=not args.no_progress)
+    counters = run_training_job(job_config_from_dict(document), args.run_dir, progress=not args.no_progress,
+                                device=args.device or "cpu")
     if os.environ.get("RANK", "0") != "0":
         return 0
     if isinstance(counters, dict):  # flow_matching / adjoint_matching

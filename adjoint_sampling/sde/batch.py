@@ -11,6 +11,7 @@ returning the scaled control ``f`` (control ``u = sigma_t f``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from torch_geometric.utils import degree
 
 from adjoint_sampling.sde.spaces import StateSpace
 
-__all__ = ["SystemBatch", "GraphContext", "split_rows"]
+__all__ = ["SystemBatch", "GraphContext", "batch_to", "split_rows"]
 
 
 @dataclass
@@ -52,6 +53,29 @@ class SystemBatch:
     keys: list[int]
     space: StateSpace
     context: Any = None
+
+
+def batch_to(batch: SystemBatch, device: torch.device | str) -> SystemBatch:
+    """``batch`` with its space and context tensors on ``device`` (``batch`` itself when on it already).
+
+    Contexts that can move: ``None``, a :class:`GraphContext`, anything with a ``to(device)`` method.
+
+    Raises:
+        TypeError: a context of another kind (a problem that cannot leave the CPU).
+    """
+    device = torch.device(device)
+    if batch.space.batch.device == device:
+        return batch
+    context = batch.context
+    if isinstance(context, GraphContext):
+        context = GraphContext(*(None if v is None else v.to(device)
+                                 for v in (context.node_features, context.edge_index, context.edge_features)))
+    elif context is not None:
+        move = getattr(context, "to", None)
+        if not callable(move):
+            raise TypeError(f"a batch context of type {type(context).__name__} cannot move to {device}")
+        context = move(device)
+    return dataclasses.replace(batch, space=batch.space.to(device), context=context)
 
 
 def split_rows(x: Tensor, space: StateSpace) -> list[Tensor]:

@@ -9,6 +9,7 @@ to the line for Adjoint Matching, wrapped only at the end: DESIGN.md section 8).
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 
@@ -38,6 +39,15 @@ class StateSpace(ABC):
     @property
     def num_rows(self) -> int:
         return int(self.batch.shape[0])
+
+    def to(self, device: torch.device | str) -> StateSpace:
+        """The same space with its row index on ``device`` (``self`` when it is already there)."""
+        device = torch.device(device)
+        if self.batch.device == device:
+            return self
+        moved = copy.copy(self)
+        moved.batch = self.batch.to(device)
+        return moved
 
     def rows_of(self, per_system: Tensor) -> Tensor:
         """Broadcast a per-system tensor ``(B,)`` to rows ``(M, 1)``."""

@@ -22,7 +22,7 @@ from adjoint_sampling.training.flow_job import plan_flow_job, run_flow_job
 from adjoint_sampling.training.trainer import Trainer, TrainingCounters, has_training_state
 from adjoint_sampling.training.trainer_config import TrainerConfig
 
-__all__ = ["register_problem", "build_problem", "run_training_job", "PROBLEM_BUILDERS"]
+__all__ = ["register_problem", "build_problem", "resolve_device", "run_training_job", "PROBLEM_BUILDERS"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,23 @@ def build_problem(spec: dict[str, Any]) -> TrainingProblem:
     return builder(dict(spec))
 
 
+def resolve_device(name: str | None) -> torch.device:
+    """``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when this torch sees a device) as a ``torch.device``;
+    ``ConfigError`` for anything else or for CUDA without a device."""
+    name = (name or "cpu").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}: use cpu, cuda, cuda:N or auto") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}: use cpu, cuda, cuda:N or auto")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested, but this torch build sees no CUDA device")
+    return device
+
+
 def _check_same_config(run_dir: Path, cfg: JobConfig) -> None:
     """A resumed run must use the config it started with (``trainer.iterations`` may grow, and a flow
     job's sampling settings ``method.sample_*`` may change)."""
@@ -70,8 +87,12 @@ def run_training_job(
     run_dir: str | Path | None = None,
     stop_after_iterations: int | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> TrainingCounters | dict[str, Any]:
     """Build problem, controller, schedule and trainer from a config and train (resuming if possible).
+
+    ``device``: where an Adjoint Sampling job runs its controller (``cpu``, ``cuda``, ``cuda:1``, or
+    ``auto``: CUDA when available); a run may be resumed on another device. Flow jobs run on the CPU.
 
     Returns the Adjoint Sampling trainer's counters, or for ``method: flow_matching | adjoint_matching``
     the flow job's (``training.flow_job.run_flow_job``; ``stop_after_iterations`` counts its steps).
@@ -89,6 +110,9 @@ def run_training_job(
     sched_params = {k: v for k, v in cfg.schedule.items() if k != "kind"}
     schedule = build_schedule(cfg.schedule["kind"], **sched_params)
     flow_plan = None if method == "adjoint_sampling" else plan_flow_job(cfg, schedule)  # its errors before any work
+    device = resolve_device(device)
+    if flow_plan is not None and device.type != "cpu":
+        raise ConfigError(f"a {method} job runs on the CPU; --device {device} applies to adjoint_sampling jobs")
     dist_ctx = init_distributed()
     try:
         if flow_plan is not None and dist_ctx.world_size > 1:
@@ -110,7 +134,7 @@ def run_training_job(
             return run_flow_job(flow_plan, cfg, problem, controller, cast(MemorylessSchedule, schedule), run_dir,
                                 stop_after_iterations)
         trainer = Trainer(problem, controller, schedule, cfg.trainer, run_dir, dist_ctx=dist_ctx,
-                          job_config=cfg.to_dict(), progress=progress)
+                          job_config=cfg.to_dict(), progress=progress, device=device)
         return trainer.run(stop_after_iterations=stop_after_iterations)
     finally:
         shutdown_distributed()

@@ -14,6 +14,12 @@ Run directory layout (rank 0 writes everything except the per-rank shards):
 
 Resuming (``Trainer.run`` does it automatically) restores all of these, so a killed run started
 again with the same command continues exactly where the last checkpoint left it.
+
+Devices: the controller may run on an accelerator (``device``); everything else stays on the CPU:
+the problem's batches and energies, the replay buffer, the random generator (every random number is
+drawn on the CPU, so a run's random stream does not depend on the device) and every saved state. A
+run can therefore be resumed on another device. Only the controller's forward and backward passes
+move: the simulated paths' drift and the RAM regression.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from adjoint_sampling.method.losses import bridge_matching_loss, ram_loss
 from adjoint_sampling.method.posterior_target import ParticleSymmetry, batch_posterior_adjoint
 from adjoint_sampling.method.replay_buffer import BufferItem, ReplayBuffer
 from adjoint_sampling.problems.base import TrainingProblem
-from adjoint_sampling.sde.batch import SystemBatch, split_rows
+from adjoint_sampling.sde.batch import SystemBatch, batch_to, split_rows
 from adjoint_sampling.sde.integrate import integrate_with_path_weight, sample_terminal
 from adjoint_sampling.sde.schedules import NoiseSchedule
 from adjoint_sampling.sde.time_grids import time_grid
@@ -54,6 +60,12 @@ from adjoint_sampling.training.trainer_config import TrainerConfig
 __all__ = ["TrainingCounters", "Trainer", "training_state_dir", "has_training_state"]
 
 log = logging.getLogger(__name__)
+
+
+def _on_cpu(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A state dict's tensors copied to the CPU (saved states load on any machine)."""
+    return {k: v.detach().cpu() for k, v in state.items()}
+
 
 def training_state_dir(run_dir: str | Path) -> Path:
     """Where a run keeps its resumable state (``train_state/`` in the run directory)."""
@@ -102,6 +114,7 @@ class Trainer:
         dist_ctx: DistributedContext | None = None,
         job_config: dict[str, Any] | None = None,
         progress: bool = True,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.problem = problem
         self.controller = controller
@@ -111,6 +124,10 @@ class Trainer:
         self.dist = dist_ctx or DistributedContext()
         self.job_config = job_config or {}
         self.progress = progress
+        self.device = torch.device(device)
+        if self.device.type != "cpu":
+            self._check_device()
+            controller.to(self.device)
         self.model = self.dist.wrap(controller)
         self.optimizer = torch.optim.Adam(controller.parameters(), lr=config.lr)
         self.buffer = ReplayBuffer(config.buffer_capacity)
@@ -128,6 +145,17 @@ class Trainer:
                                   f"{type(problem).__name__} has none")
             self.symmetry = symmetry()
         self.stop_signal = StopOnSigterm()
+
+    def _check_device(self) -> None:
+        """``ConfigError`` unless the controller can run on ``self.device`` for this problem and run."""
+        if self.dist.world_size > 1:
+            raise ConfigError("multi-process training runs on the CPU; on an accelerator, train in one process")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {self.device} requested, but this torch build sees no CUDA device")
+        try:
+            batch_to(self.problem.make_batch(self.problem.draw_keys(1, make_generator(0))), self.device)
+        except TypeError as exc:
+            raise ConfigError(f"{type(self.problem).__name__} cannot train on {self.device}: {exc}") from None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -157,7 +185,8 @@ class Trainer:
         )
         if self.dist.is_main:
             atomic_torch_save(
-                {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(), "ema": self.ema,
+                {"controller": _on_cpu(self.controller.state_dict()), "optimizer": self.optimizer.state_dict(),
+                 "ema": None if self.ema is None else _on_cpu(self.ema),
                  "counters": dataclasses.asdict(self.counters), "world_size": self.dist.world_size,
                  "config": dataclasses.asdict(self.config)},
                 tag_dir / "shared.pt",
@@ -196,7 +225,9 @@ class Trainer:
         self.controller.load_state_dict(shared["controller"])
         self.optimizer.load_state_dict(shared["optimizer"])
         if self.ema is not None:
-            self.ema = shared.get("ema") or {k: v.detach().clone() for k, v in self.controller.state_dict().items()}
+            saved = shared.get("ema")
+            self.ema = ({k: v.to(self.device) for k, v in saved.items()} if saved else
+                        {k: v.detach().clone() for k, v in self.controller.state_dict().items()})
         self.counters = TrainingCounters(**shared["counters"])
         self.buffer.load_state(shard["buffer"])
         self.generator.set_state(shard["generator"])
@@ -212,7 +243,7 @@ class Trainer:
         return ModelCheckpoint(
             controller_name=name,
             controller_hparams=dict(getattr(self.controller, "hparams", {})),
-            state_dict=self.ema if self.ema is not None else self.controller.state_dict(),
+            state_dict=_on_cpu(self.ema if self.ema is not None else self.controller.state_dict()),
             schedule_kind=self.schedule.kind,
             schedule_params=self.schedule.params(),
             sde_steps=self.config.sde_steps,
@@ -237,12 +268,15 @@ class Trainer:
             n = min(remaining, self.config.sample_batch_size)
             remaining -= n
             batch = self.problem.make_batch(self.problem.draw_keys(n, self.generator))
+            on_device = batch_to(batch, self.device)
             log_path_ratio: Tensor | None = None
             if self.config.importance_fraction > 0:
                 x1, log_path_ratio = integrate_with_path_weight(
-                    lambda t, x: self.controller(t, x, batch), batch.space, self.schedule, self.grid, self.generator)
+                    lambda t, x: self.controller(t, x, on_device), on_device.space, self.schedule, self.grid,
+                    self.generator)
+                x1, log_path_ratio = x1.cpu(), log_path_ratio.cpu()
             else:
-                x1 = sample_terminal(self.controller, batch, self.schedule, self.grid, self.generator)
+                x1 = sample_terminal(self.controller, on_device, self.schedule, self.grid, self.generator).cpu()
             ev = self.problem.evaluate(batch, x1)
             log_w = ([0.0] * batch.space.num_systems if log_path_ratio is None else
                      terminal_log_weight(log_path_ratio, ev.energy, self._base_log_density(batch, x1),
@@ -295,6 +329,7 @@ class Trainer:
                     parts.append(batch_posterior_adjoint(xt[lo:hi], t[s0:s1], x1[lo:hi], adj[lo:hi], self.schedule,
                                                          self.symmetry, self.config.posterior_group_size))
             adj = torch.cat(parts)
+        batch, t, xt, adj = batch_to(batch, self.device), t.to(self.device), xt.to(self.device), adj.to(self.device)
         return self._optimizer_step(ram_loss(self.model(t, xt, batch), adj, batch.space))
 
     def _finite_losses(self, losses: list[float | None], where: str) -> list[float]:
@@ -318,6 +353,7 @@ class Trainer:
         batch = self.problem.make_batch(keys)
         t = torch.rand(batch.space.num_systems, generator=self.generator, dtype=x1.dtype) * 0.99
         xt = batch.space.sample_bridge(x1, t, self.schedule, self.generator)
+        batch, t, xt, x1 = batch_to(batch, self.device), t.to(self.device), xt.to(self.device), x1.to(self.device)
         loss = bridge_matching_loss(self.model(t, xt, batch), x1, xt, t[batch.space.batch], self.schedule, batch.space)
         return self._optimizer_step(loss)
 
