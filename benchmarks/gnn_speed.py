@@ -7,6 +7,7 @@ conformers, in the same process. Prints a table and writes ``--output`` (JSON).
 
     OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.gnn_speed --output benchmarks/results/gnn_speed.json
     OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.gnn_speed --checkpoint a/gnn.pt --checkpoint b/gnn.pt
+    OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.gnn_speed --checkpoint models/shipped/energy.pt --compiled
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ SIZES = {
 
 
 def _ms_per_conformer(fn, positions: torch.Tensor, repeats: int) -> float:
-    fn(positions[:2])  # warm-up
+    fn(positions[:2])  # warm-up (and, for a compiled model, its compilation)
+    fn(positions)
     start = time.perf_counter()
     for _ in range(repeats):
         fn(positions)
@@ -59,11 +61,19 @@ def _candidates(checkpoints: list[Path] | None) -> dict[str, GNNCheckpoint]:
 
 
 def measure(
-    batch: int = 64, repeats: int = 3, xtb_conformers: int = 4, checkpoints: list[Path] | None = None
+    batch: int = 64, repeats: int = 3, xtb_conformers: int = 4, checkpoints: list[Path] | None = None,
+    compiled: bool = False,
 ) -> list[dict[str, object]]:
-    """One row per molecule: atoms, ms per conformer for each GNN and for tblite."""
+    """One row per molecule: atoms, ms per conformer for each GNN and for tblite. With ``compiled``
+    each GNN is timed twice, eager and with compiled tensor products (``NAME, compiled``; the
+    compilation itself is left out of the time, as the warm-up call takes it)."""
     torch.set_num_threads(1)
     candidates = _candidates(checkpoints)
+    backends = {}
+    for name, checkpoint in candidates.items():
+        backends[name] = GNNEnergy(checkpoint=checkpoint, compiled=False)
+        if compiled:
+            backends[f"{name}, compiled"] = GNNEnergy(checkpoint=checkpoint, compiled=True)
     rows = []
     for smiles in MOLECULES:
         parsed = parse_smiles(smiles)
@@ -72,8 +82,7 @@ def measure(
         conformers = rdkit_conformers(parsed.mol, batch, seed=0)
         positions = conformers[torch.arange(batch) % conformers.shape[0]]
         row: dict[str, object] = {"molecule": label, "smiles": smiles, "atoms": system.num_atoms, "batch": batch}
-        for name, checkpoint in candidates.items():
-            backend = GNNEnergy(checkpoint=checkpoint)
+        for name, backend in backends.items():
             backend.max_train_atoms = None  # timing only: no size warning
             row[name] = _ms_per_conformer(lambda p: backend.energy_and_forces(system, p), positions, repeats)
             row[f"{name} parameters"] = sum(p.numel() for p in backend.model.network.parameters())
@@ -85,6 +94,12 @@ def measure(
     return rows
 
 
+def _short(name: str) -> str:
+    """``"nequip_xs: nequip, compiled"`` -> ``"nequip_xs, compiled"`` (the label printed per model)."""
+    head, _, rest = name.partition(":")
+    return head + (", compiled" if rest.endswith(", compiled") else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
@@ -92,15 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xtb-conformers", type=int, default=4)
     parser.add_argument("--checkpoint", type=Path, action="append", default=None,
                         help="trained GNN checkpoint to time (repeatable; default: random-weight NequIP sizes)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time each model with compiled tensor products (energy.gnn_compile)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    rows = measure(args.batch, args.repeats, args.xtb_conformers, args.checkpoint)
+    rows = measure(args.batch, args.repeats, args.xtb_conformers, args.checkpoint, args.compiled)
     names = [k for k in rows[0] if k.endswith(" parameters")]
     for row in rows:
         xtb = row["tblite GFN2-xTB"]
         gnn = ", ".join(
-            f"{name.split(':')[0]} {row[name[:-11]]:.2f} ms ({xtb / row[name[:-11]]:.0f}x)" for name in names
+            f"{_short(name[:-11])} {row[name[:-11]]:.2f} ms ({xtb / row[name[:-11]]:.0f}x)" for name in names
         )
         print(f"{row['molecule']} ({row['atoms']}): tblite {xtb:.1f} ms; gnn {gnn}")
     if args.output:

@@ -8,6 +8,7 @@ loads without any config. Units: angstrom in, kcal/mol and kcal/mol/angstrom out
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,15 +20,18 @@ from adjoint_sampling.core.atomic_system import AtomicSystem
 from adjoint_sampling.core.errors import CheckpointError, ConfigError, InvalidMoleculeError
 from adjoint_sampling.core.version import __version__
 from adjoint_sampling.energy.base import EnergyModel, EnergyResult
+from adjoint_sampling.energy.gnn_compile import compile_tensor_products
 from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential, energy_and_forces
 
 __all__ = [
-    "EXTRAPOLATION_WARNING", "GNN_FORMAT", "GNNCheckpoint", "GNNEnergy", "load_gnn_checkpoint", "save_gnn_checkpoint",
+    "COMPILE_ENV", "EXTRAPOLATION_WARNING", "GNN_FORMAT", "GNNCheckpoint", "GNNEnergy", "load_gnn_checkpoint", "save_gnn_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
 
 GNN_FORMAT = "adjoint_sampling.gnn_potential"
+COMPILE_ENV = "AS_GNN_COMPILE"
+"""``1``: backends built without an explicit ``compiled`` compile their tensor products."""
 EXTRAPOLATION_WARNING = "gnn_extrapolation"
 """Code of the warning for a molecule larger than any in the training data."""
 GNN_FORMAT_VERSION = 2
@@ -156,6 +160,9 @@ class GNNEnergy(EnergyModel):
         checkpoint: an already loaded :class:`GNNCheckpoint` (for example random weights in tests).
         dtype: ``"float32"`` (default, fast) or ``"float64"`` for the network.
         max_batch: conformers per network call (bounds memory).
+        compiled: compile the network's tensor products (:mod:`energy.gnn_compile`: about three
+            times faster on a CPU after a first call of seconds); ``None`` reads ``AS_GNN_COMPILE``
+            (``1`` to compile), default off.
 
     Conformers with non-finite positions get ``ok=False``; everything else is computed.
     """
@@ -168,6 +175,7 @@ class GNNEnergy(EnergyModel):
         checkpoint: GNNCheckpoint | None = None,
         dtype: str = "float32",
         max_batch: int = 64,
+        compiled: bool | None = None,
     ) -> None:
         if (checkpoint_path is None) == (checkpoint is None):
             raise ConfigError("gnn energy needs exactly one of checkpoint_path or checkpoint")
@@ -179,6 +187,9 @@ class GNNEnergy(EnergyModel):
         self.model = self.checkpoint.build_model().to(getattr(torch, dtype))
         for p in self.model.parameters():
             p.requires_grad_(False)
+        if compiled is None:
+            compiled = os.environ.get(COMPILE_ENV, "").strip().lower() in ("1", "true", "yes")
+        self.compiled = bool(compiled) and compile_tensor_products(self.model) > 0
         self.max_batch = int(max_batch)
         self.max_train_atoms = self.checkpoint.training_data.get("max_atoms")
         self._warned: set[str] = set()
