@@ -13,6 +13,7 @@ __all__, __getattr__ = lazy_exports(
         "atomic_write_text": ".atomic_io",
         "AtomicSystem": ".atomic_system",
         "available_cores": ".cpu",
+        "resolve_device": ".devices",
         "AdjointSamplingError": ".errors",
         "CheckpointError": ".errors",
         "ConfigError": ".errors",

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from adjoint_sampling.core.atomic_io import atomic_torch_save, atomic_write_text
+from adjoint_sampling.core.devices import resolve_device
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.energy.gnn import load_gnn_checkpoint, save_gnn_checkpoint
 from adjoint_sampling.energy.gnn_graph import concat_graphs
@@ -264,14 +265,6 @@ def _lr_factor(step: int, config: FitConfig) -> float:
     return 0.1 + 0.45 * (1 + math.cos(math.pi * min(step / config.steps, 1.0)))
 
 
-def _resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but no CUDA device is available")
-    return torch.device(device)
-
-
 def fit_potential(
     data_files: Sequence[str | Path],
     config: FitConfig,
@@ -292,7 +285,7 @@ def fit_potential(
     dist = dist or DistributedContext()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    dev = _resolve_device(device)
+    dev = resolve_device(device, default="auto")
     train = load_molecule_frames(data_files, config.train_splits)
     if not train:
         raise ConfigError(f"no frames of splits {list(config.train_splits)} in {len(data_files)} file(s)")

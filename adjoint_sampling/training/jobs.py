@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from adjoint_sampling.core.atomic_io import atomic_write_text
+from adjoint_sampling.core.devices import resolve_device
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.core.registry import Registry
 from adjoint_sampling.models.checkpoint import load_controller_weights
@@ -22,7 +23,7 @@ from adjoint_sampling.training.flow_job import plan_flow_job, run_flow_job
 from adjoint_sampling.training.trainer import Trainer, TrainingCounters, has_training_state
 from adjoint_sampling.training.trainer_config import TrainerConfig
 
-__all__ = ["register_problem", "build_problem", "resolve_device", "run_training_job", "PROBLEM_BUILDERS"]
+__all__ = ["register_problem", "build_problem", "run_training_job", "PROBLEM_BUILDERS"]
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +47,6 @@ def build_problem(spec: dict[str, Any]) -> TrainingProblem:
     except ConfigError as exc:
         raise ConfigError(f"config.problem: {exc}") from None
     return builder(dict(spec))
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when this torch sees a device) as a ``torch.device``;
-    ``ConfigError`` for anything else or for CUDA without a device."""
-    name = (name or "cpu").strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}: use cpu, cuda, cuda:N or auto") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {name!r}: use cpu, cuda, cuda:N or auto")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested, but this torch build sees no CUDA device")
-    return device
 
 
 def _check_same_config(run_dir: Path, cfg: JobConfig) -> None:

@@ -151,7 +151,7 @@ class Trainer:
         if self.dist.world_size > 1:
             raise ConfigError("multi-process training runs on the CPU; on an accelerator, train in one process")
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device {self.device} requested, but this torch build sees no CUDA device")
+            raise ConfigError(f"device {self.device} asked for, but this torch build sees no CUDA device")
         try:
             batch_to(self.problem.make_batch(self.problem.draw_keys(1, make_generator(0))), self.device)
         except TypeError as exc:

@@ -27,6 +27,7 @@ from adjoint_sampling.benchmarks.synthetic.restart import restarted_samples
 from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
 from adjoint_sampling.benchmarks.synthetic.shapes import energy_w2_at_reference_shape_shares, shape_table
 from adjoint_sampling.core.atomic_io import atomic_torch_save, atomic_write_text
+from adjoint_sampling.core.devices import resolve_device
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.energy.synthetic import (
     PAIR_SUMS,
@@ -66,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Lennard-Jones convention of a new reference (default: ordered, the papers' test sets)")
     parser.add_argument("--mcmc-seed", type=int, default=None, help="seed of a new reference run")
     parser.add_argument("--mcmc-steps", type=int, default=None, help="steps of a new reference run (burn-in: half)")
+    parser.add_argument("--mcmc-chains", type=int, default=None, help="chains of a new reference run")
+    parser.add_argument("--mcmc-temperatures", type=int, default=None,
+                        help="temperatures of a new reference run's geometric ladder")
+    parser.add_argument("--mcmc-max-temperature", type=float, default=None,
+                        help="top of a new reference run's ladder (in units of tau)")
+    parser.add_argument("--device", default="cpu",
+                        help="where a new reference run's chains live: cpu, cuda[:N] or auto (same random stream)")
     parser.add_argument("--num-samples", type=int, default=2000)
     parser.add_argument("--sde-steps", type=int, default=None, help="override the checkpoint's SDE steps")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of the model")
@@ -93,11 +101,18 @@ def _reference(args: argparse.Namespace) -> tuple[dict, Path]:
         overrides["seed"] = args.mcmc_seed
     if args.mcmc_steps is not None:
         overrides.update(num_steps=args.mcmc_steps, burn_in=args.mcmc_steps // 2)
+    for name, value in (("num_chains", args.mcmc_chains), ("num_temperatures", args.mcmc_temperatures),
+                        ("max_temperature", args.mcmc_max_temperature)):
+        if value is not None:
+            overrides[name] = value
+    if overrides.get("num_chains", 1) < 1 or overrides.get("num_temperatures", 1) < 1 or \
+            overrides.get("max_temperature", 1.0) < 1.0 or overrides.get("num_steps", 2) < 2:
+        raise ConfigError("MCMC settings: need at least 1 chain, 1 temperature, 2 steps and a top temperature >= 1")
     settings = MCMCSettings(**{f.name: overrides.get(f.name, getattr(settings, f.name)) for f in fields(MCMCSettings)})
     log.info("making %s reference samples by PT-MALA: %s", args.system, settings)
     energy = build_synthetic_energy(args.system, args.pair_sum)
     t0 = time.perf_counter()
-    result = run_reference_mcmc(energy, settings)
+    result = run_reference_mcmc(energy, settings, device=resolve_device(args.device))
     data = {"samples": result.samples.float(), "energies": result.energies, "summary": result.summary(),
             "seconds": time.perf_counter() - t0, "energy": energy.params()}
     atomic_torch_save(data, path)

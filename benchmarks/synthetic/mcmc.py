@@ -5,6 +5,10 @@ temperature of a geometric ladder ``1 = T_0 < ... < T_max`` (in units of the pro
 neighbouring replicas try to swap every ``swap_interval`` steps. Step sizes are adapted per
 temperature during burn-in (towards ~57% acceptance) and frozen afterwards. The reference set is
 the T = 1 replica of every chain at the end (one sample per chain, so samples are independent).
+
+On an accelerator (``device``) the chains' states and energies live there; every random number is
+still drawn on the CPU from the settings' seed, so a run's random stream does not depend on the
+device (results agree up to float rounding).
 """
 
 from __future__ import annotations
@@ -94,14 +98,18 @@ def _initial_positions(settings: MCMCSettings, shape: tuple[int, ...], gen: torc
     return grid + 0.05 * settings.init_scale * torch.randn(shape, generator=gen, dtype=torch.float64)
 
 
-def run_reference_mcmc(energy: ParticleEnergy, settings: MCMCSettings) -> MCMCResult:
-    """Run the sampler; returns the final T = 1 states of all chains (float64)."""
+def run_reference_mcmc(energy: ParticleEnergy, settings: MCMCSettings, device: torch.device | str = "cpu") -> MCMCResult:
+    """Run the sampler (states on ``device``); returns the final T = 1 states of all chains (float64, CPU)."""
+    device = torch.device(device)
     gen = torch.Generator().manual_seed(settings.seed)
     c, k, n, d = settings.num_chains, settings.num_temperatures, energy.n_particles, energy.dim
     temps = settings.max_temperature ** (torch.arange(k, dtype=torch.float64) / max(k - 1, 1))
-    beta = (1.0 / (temps * energy.tau)).view(1, k)
-    x = _centre(_initial_positions(settings, (c, k, n, d), gen))
-    step = torch.full((k,), settings.initial_step_size, dtype=torch.float64)
+    beta = (1.0 / (temps * energy.tau)).view(1, k).to(device)
+    x = _centre(_initial_positions(settings, (c, k, n, d), gen)).to(device)
+    step = torch.full((k,), settings.initial_step_size, dtype=torch.float64, device=device)
+
+    def uniform(*shape: int) -> Tensor:
+        return torch.rand(shape, generator=gen, dtype=torch.float64).to(device)
 
     def e_and_g(z: Tensor) -> tuple[Tensor, Tensor]:
         e, g = energy.energy_and_grad(z.reshape(c * k, n, d))
@@ -109,20 +117,20 @@ def run_reference_mcmc(energy: ParticleEnergy, settings: MCMCSettings) -> MCMCRe
 
     e, g = e_and_g(x)
     mean_after_burn_in = float(e[:, 0].mean())
-    accepted = torch.zeros(k, dtype=torch.float64)
-    swaps = torch.zeros(max(k - 1, 1), dtype=torch.float64)
+    accepted = torch.zeros(k, dtype=torch.float64, device=device)
+    swaps = torch.zeros(max(k - 1, 1), dtype=torch.float64, device=device)
     swap_tries = 0
     counted = 0
     for it in range(settings.num_steps):
         h = step.view(1, k, 1, 1)
-        noise = _centre(torch.randn(x.shape, generator=gen, dtype=torch.float64))
+        noise = _centre(torch.randn(x.shape, generator=gen, dtype=torch.float64).to(device))
         bx = beta.view(1, k, 1, 1)
         y = x - h * bx * g + torch.sqrt(2 * h) * noise
         ey, gy = e_and_g(y)
         fwd = (y - x + h * bx * g).pow(2).sum((-2, -1))
         bwd = (x - y + h * bx * gy).pow(2).sum((-2, -1))
         log_alpha = -beta * (ey - e) - (bwd - fwd) / (4 * h.view(1, k))
-        acc = torch.log(torch.rand(c, k, generator=gen, dtype=torch.float64)) < torch.nan_to_num(log_alpha, nan=-math.inf)
+        acc = torch.log(uniform(c, k)) < torch.nan_to_num(log_alpha, nan=-math.inf)
         x = torch.where(acc.view(c, k, 1, 1), y, x)
         e = torch.where(acc, ey, e)
         g = torch.where(acc.view(c, k, 1, 1), gy, g)
@@ -138,7 +146,7 @@ def run_reference_mcmc(energy: ParticleEnergy, settings: MCMCSettings) -> MCMCRe
             start = (it // settings.swap_interval) % 2  # alternate even/odd neighbour pairs
             for i in range(start, k - 1, 2):
                 la = (beta[0, i] - beta[0, i + 1]) * (e[:, i] - e[:, i + 1])
-                sw = torch.log(torch.rand(c, generator=gen, dtype=torch.float64)) < la
+                sw = torch.log(uniform(c)) < la
                 for arr in (x, g):
                     tmp = arr[sw, i].clone()
                     arr[sw, i] = arr[sw, i + 1]
@@ -161,7 +169,7 @@ def run_reference_mcmc(energy: ParticleEnergy, settings: MCMCSettings) -> MCMCRe
     for text in warnings:
         log.warning("MCMC reference: %s", text)
     return MCMCResult(
-        samples=x[:, 0].clone(), energies=e[:, 0].clone(),
+        samples=x[:, 0].cpu().clone(), energies=e[:, 0].cpu().clone(),
         acceptance=(accepted / max(counted, 1)).tolist(), swap_acceptance=swap_acceptance,
         step_sizes=step.tolist(), settings=asdict(settings), energy_drift=drift, energy_drift_z=drift_z,
         warnings=warnings,

@@ -91,6 +91,33 @@ def test_mcmc_warns_when_chains_are_not_at_equilibrium(tmp_path, capsys):
     assert capsys.readouterr().out.count("WARNING: reference") == 2
 
 
+def test_reference_ladder_options_and_their_errors(tmp_path, capsys):
+    """--mcmc-chains / --mcmc-temperatures / --mcmc-max-temperature set a new reference's ladder
+    (the settings travel in the file); impossible values get a one-line error and write nothing."""
+    ref = tmp_path / "ref.pt"
+    base = ["bench", "synthetic", "--system", "dw4", "--reference", str(ref), "--make-reference", "--reference-only",
+            "--mcmc-steps", "20"]
+    assert main(base + ["--mcmc-chains", "16", "--mcmc-temperatures", "3", "--mcmc-max-temperature", "1.6"]) == 0
+    settings = torch.load(ref, weights_only=False)["summary"]["settings"]
+    assert (settings["num_chains"], settings["num_temperatures"], settings["max_temperature"]) == (16, 3, 1.6)
+    assert torch.load(ref, weights_only=False)["samples"].shape == (16, 4, 2)
+    ref.unlink()
+    for bad in (["--mcmc-chains", "0"], ["--mcmc-max-temperature", "0.5"], ["--device", "tpu"]):
+        capsys.readouterr()
+        assert main(base + bad) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not ref.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (runs on a lent GPU machine)")
+def test_mcmc_on_cuda_follows_the_cpu_random_stream():
+    spring = DoubleWellEnergy(n_particles=2, dim=2, a=0.0, b=0.5, c=0.0, d0=0.0)
+    settings = MCMCSettings(num_chains=200, num_steps=100, burn_in=50, num_temperatures=2, max_temperature=2.0,
+                            init_scale=2.0, seed=0)
+    cpu, gpu = run_reference_mcmc(spring, settings), run_reference_mcmc(spring, settings, device="cuda")
+    assert gpu.samples.device.type == "cpu" and torch.allclose(cpu.samples, gpu.samples, atol=1e-6)
+    assert cpu.acceptance == pytest.approx(gpu.acceptance, abs=1e-3)
+
+
 def test_bench_command_end_to_end(tmp_path, capsys):
     trainer = _tiny_trainer(tmp_path / "run", iterations=2)
     trainer.run()

@@ -15,7 +15,7 @@ from adjoint_sampling.problems.synthetic import SyntheticProblem
 from adjoint_sampling.sde.batch import GraphContext, SystemBatch, batch_to
 from adjoint_sampling.sde.schedules import GeometricSchedule
 from adjoint_sampling.sde.spaces import CenteredEuclideanSpace
-from adjoint_sampling.training.jobs import resolve_device
+from adjoint_sampling.core.devices import resolve_device
 from adjoint_sampling.training.trainer import Trainer
 
 HAS_CUDA = torch.cuda.is_available()
@@ -23,6 +23,7 @@ HAS_CUDA = torch.cuda.is_available()
 
 def test_resolve_device_names() -> None:
     assert resolve_device(None) == torch.device("cpu") and resolve_device(" CPU ") == torch.device("cpu")
+    assert resolve_device(None, default="auto") == resolve_device("auto")
     assert resolve_device("auto") == torch.device("cuda" if HAS_CUDA else "cpu")
     for bad in ("tpu", "gpu0", "mps"):
         with pytest.raises(ConfigError, match="device"):
