@@ -1,7 +1,7 @@
-"""Compiled tensor products for fast GNN inference on the CPU.
+"""Compiled e3nn arithmetic for fast GNN inference on the CPU.
 
-e3nn generates each ``TensorProduct``'s arithmetic as a torch.fx graph of many small elementwise
-operations; on a CPU they dominate the GNN's energy + forces time. ``torch.compile`` (inductor,
+e3nn generates each ``TensorProduct``'s (and ``Linear``'s) arithmetic as a torch.fx graph of many
+small operations; on a CPU they dominate the GNN's energy + forces time. ``torch.compile`` (inductor,
 dynamic shapes, so other batch sizes and edge counts do not recompile) fuses that graph and its
 backward, the same numbers up to float rounding, about three times faster end to end
 (benchmarks/RESULTS.md). Compiling costs seconds on the first call of a process (less once the
@@ -21,7 +21,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-__all__ = ["CompiledOrEager", "compile_tensor_products"]
+__all__ = ["CompiledOrEager", "compile_e3nn_codegen"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class CompiledOrEager(nn.Module):
             out = self._compiled[0](*args)
         except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager graph computes the same
             first = str(exc).splitlines()[0] if str(exc) else ""
-            log.warning("torch.compile of a GNN tensor product failed (%s: %s); using the eager graph",
+            log.warning("torch.compile of GNN e3nn code failed (%s: %s); using the eager graph",
                         type(exc).__name__, first)
             self._compiled.clear()
             return self.eager(*args)
@@ -56,12 +56,15 @@ class CompiledOrEager(nn.Module):
         return out
 
 
-def compile_tensor_products(module: nn.Module) -> int:
-    """Compile the generated arithmetic of every e3nn ``TensorProduct`` inside ``module`` (in place);
-    returns how many were compiled (0 for a network without them)."""
+def compile_e3nn_codegen(module: nn.Module) -> int:
+    """Compile the generated arithmetic of every e3nn ``TensorProduct`` and ``Linear`` inside
+    ``module`` (in place); returns how many were compiled (0 for a network without them)."""
     count = 0
-    for sub in module.modules():
+    for sub in list(module.modules()):
         if isinstance(sub, o3.TensorProduct) and not isinstance(sub._compiled_main_left_right, CompiledOrEager):
             sub._compiled_main_left_right = CompiledOrEager(sub._compiled_main_left_right)
+            count += 1
+        elif isinstance(sub, o3.Linear) and not isinstance(sub._compiled_main, CompiledOrEager):
+            sub._compiled_main = CompiledOrEager(sub._compiled_main)
             count += 1
     return count
