@@ -194,6 +194,14 @@ class GNNEnergy(EnergyModel):
         self.max_train_atoms = self.checkpoint.training_data.get("max_atoms")
         self._warned: set[str] = set()
 
+    def warm_up(self) -> None:
+        """One small batched call (a bent triatomic of the first supported element, or water), so that a
+        compiled model compiles now rather than in its first caller's request."""
+        numbers = (8, 1, 1) if {1, 8} <= set(self.checkpoint.elements) else (self.checkpoint.elements[0],) * 3
+        system = AtomicSystem(atomic_numbers=torch.tensor(numbers), key="warm-up")
+        bent = torch.tensor([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]], dtype=torch.float64)
+        self.energy_and_forces(system, torch.stack([bent, 1.05 * bent]))
+
     def check_system(self, system: AtomicSystem) -> None:
         """Refuse elements and charges the checkpoint does not support; warn for large molecules.
 

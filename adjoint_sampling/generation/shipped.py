@@ -91,7 +91,9 @@ def _load_energy_model(path: str) -> GNNEnergy:
         raise CheckpointError(f"energy model {path!r}: {_one_line(exc)}") from None
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:  # weights that do not fit the architecture
         raise CheckpointError(f"energy model {path!r} is not a usable GNN checkpoint: {_one_line(exc)}") from None
-    log.info("loaded GNN energy model %s", path)
+    if model.compiled:  # compile at load time (service start-up), not in the first request
+        model.warm_up()
+    log.info("loaded GNN energy model %s%s", path, " (compiled)" if model.compiled else "")
     return model
 
 

@@ -77,3 +77,25 @@ def test_environment_switch(monkeypatch):
     monkeypatch.setenv(COMPILE_ENV, "0")
     assert not GNNEnergy(checkpoint=_checkpoint()).compiled
     assert GNNEnergy(checkpoint=_checkpoint(), compiled=True).compiled  # an explicit choice wins
+
+
+def test_warm_up_compiles_before_the_first_real_call(molecule, tmp_path, monkeypatch):
+    """``warm_up`` runs the compiled path on a tiny molecule; the model loader does it when compiling,
+    so that a service compiles at start-up, not in its first request."""
+    from adjoint_sampling.energy.gnn import save_gnn_checkpoint
+    from adjoint_sampling.generation.shipped import load_energy_model
+
+    system, pos = molecule
+    fast = GNNEnergy(checkpoint=_checkpoint(), compiled=True)
+    fast.warm_up()
+    wrapped = [m for m in fast.model.modules() if isinstance(m, CompiledOrEager)]
+    assert sum(m.proven for m in wrapped) >= HP.num_layers
+    eager = GNNEnergy(checkpoint=_checkpoint(), compiled=False)
+    assert torch.allclose(fast.energy_and_forces(system, pos).forces, eager.energy_and_forces(system, pos).forces,
+                          atol=1e-4, rtol=1e-4)
+    torch.manual_seed(0)
+    path = tmp_path / "gnn.pt"
+    save_gnn_checkpoint(path, GNNPotential(HP))
+    monkeypatch.setenv(COMPILE_ENV, "1")
+    loaded = load_energy_model(path)
+    assert loaded.compiled and any(m.proven for m in loaded.model.modules() if isinstance(m, CompiledOrEager))
