@@ -65,7 +65,7 @@ def measure(
     compiled: bool = False,
 ) -> list[dict[str, object]]:
     """One row per molecule: atoms, ms per conformer for each GNN and for tblite. With ``compiled``
-    each GNN is timed twice, eager and with compiled tensor products (``NAME, compiled``; the
+    each GNN is timed twice, eager and with its e3nn code compiled (``NAME, compiled``; the
     compilation itself is left out of the time, as the warm-up call takes it)."""
     torch.set_num_threads(1)
     candidates = _candidates(checkpoints)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, action="append", default=None,
                         help="trained GNN checkpoint to time (repeatable; default: random-weight NequIP sizes)")
     parser.add_argument("--compiled", action="store_true",
-                        help="also time each model with compiled tensor products (energy.gnn_compile)")
+                        help="also time each model with its e3nn code compiled (energy.gnn_compile)")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

@@ -3,8 +3,8 @@
 e3nn generates each ``TensorProduct``'s (and ``Linear``'s) arithmetic as a torch.fx graph of many
 small operations; on a CPU they dominate the GNN's energy + forces time. ``torch.compile`` (inductor,
 dynamic shapes, so other batch sizes and edge counts do not recompile) fuses that graph and its
-backward, the same numbers up to float rounding, about three times faster end to end
-(benchmarks/RESULTS.md). Compiling costs seconds on the first call of a process (less once the
+backward, the same numbers up to float rounding, 1.5 to 2.5x faster end to end for the NequIP-style
+models (benchmarks/RESULTS.md). Compiling costs seconds on the first call of a process (less once the
 inductor cache on disk is warm); a machine where compiling fails (no C++ compiler) falls back to
 the eager graph with one warning.
 

@@ -137,10 +137,11 @@ def paired_comparison(
         drawn = sum(int(rows[m].get("num_generated") or 0) for m in mols)
         return sum(int(rows[m].get("num_valid") or 0) for m in mols) / drawn if drawn else 0.0
 
+    kept_by_both = {m: min(_valid_share(a[m]), _valid_share(b[m])) for m in mols}
     strata = []
     for share in min_valid:
-        high = [m for m in mols if _valid_share(a[m]) >= share and _valid_share(b[m]) >= share]
-        rest = [m for m in mols if m not in set(high)]
+        high = [m for m in mols if kept_by_both[m] >= share]
+        rest = [m for m in mols if kept_by_both[m] < share]
         for label, subset in ((f"both keep >= {share:.0%}", high), (f"the rest (of {share:.0%})", rest)):
             strata.append(Stratum(label, len(subset), pair("cov_r", subset), pair("cov_p", subset)))
     cov_r, cov_p, cov_p_drawn = pair("cov_r", mols), pair("cov_p", mols), pair("cov_p", mols, drawn=True)
