@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from adjoint_sampling.core.errors import AdjointSamplingError, ConfigError
+from adjoint_sampling.core.errors import AdjointSamplingError, CheckpointError, ConfigError
 from adjoint_sampling.energy.registry import build_energy
 from adjoint_sampling.generation.sampler import Sampler
 from adjoint_sampling.generation.types import GenerationRequest
@@ -41,33 +41,40 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Variant:
-    """A checkpoint, sampled with its own settings or with ``solver`` / ``steps`` / ``grid``."""
+    """A checkpoint, sampled with its own settings or with ``solver`` / ``steps`` / ``grid`` (and an
+    Adjoint Matching control switched on from ``control_from``)."""
 
     name: str
     checkpoint: Path
     solver: str | None = None
     steps: int | None = None
     grid: str | None = None
+    control_from: float | None = None
 
     def sampler(self) -> Sampler:
         sampler = Sampler.from_checkpoint(self.checkpoint, build_energy("mmff"), reuse_samples=True)
-        changes = {k: v for k, v in (("solver", self.solver), ("sde_steps", self.steps), ("grid_kind", self.grid))
-                   if v is not None}
+        changes = {k: v for k, v in (("solver", self.solver), ("sde_steps", self.steps), ("grid_kind", self.grid),
+                                     ("control_from", self.control_from)) if v is not None}
         # a new Sampler on the changed checkpoint: its schedule and grid are derived again
         return dataclasses.replace(sampler, checkpoint=dataclasses.replace(sampler.checkpoint, **changes))
 
 
 def parse_variant(text: str) -> Variant:
-    """``NAME=PATH[:SOLVER:STEPS:GRID]`` -> :class:`Variant` (ConfigError if malformed)."""
+    """``NAME=PATH[:SOLVER:STEPS:GRID[:CONTROL_FROM]]`` -> :class:`Variant` (ConfigError if malformed)."""
     name, eq, rest = text.partition("=")
     parts = rest.split(":")
-    if not eq or not name or len(parts) not in (1, 4) or (len(parts) == 4 and not parts[2].isdigit()):
-        raise ConfigError(f"--variant {text!r}: expected NAME=PATH or NAME=PATH:SOLVER:STEPS:GRID")
+    usage = f"--variant {text!r}: expected NAME=PATH or NAME=PATH:SOLVER:STEPS:GRID[:CONTROL_FROM]"
+    if not eq or not name or len(parts) not in (1, 4, 5) or (len(parts) >= 4 and not parts[2].isdigit()):
+        raise ConfigError(usage)
+    try:
+        control_from = float(parts[4]) if len(parts) == 5 else None
+    except ValueError:
+        raise ConfigError(usage) from None
     if not Path(parts[0]).is_file():
         raise ConfigError(f"--variant {text!r}: checkpoint {parts[0]} does not exist")
     if len(parts) == 1:
         return Variant(name, Path(parts[0]))
-    return Variant(name, Path(parts[0]), parts[1], int(parts[2]), parts[3])
+    return Variant(name, Path(parts[0]), parts[1], int(parts[2]), parts[3], control_from)
 
 
 def compare_held_out(variants: list[Variant], molecules: int, conformers: int = 32, offset: int = 2000,
@@ -109,7 +116,7 @@ def compare_held_out(variants: list[Variant], molecules: int, conformers: int = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adjoint_sampling.benchmarks.held_out_energies",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", action="append", required=True, help="NAME=PATH[:SOLVER:STEPS:GRID]")
+    parser.add_argument("--variant", action="append", required=True, help="NAME=PATH[:SOLVER:STEPS:GRID[:CONTROL_FROM]]")
     parser.add_argument("--molecules", type=int, default=24)
     parser.add_argument("--conformers", type=int, default=32)
     parser.add_argument("--offset", type=int, default=2000)
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         variants = [parse_variant(v) for v in args.variant]
         summary = compare_held_out(variants, args.molecules, args.conformers, args.offset)
-    except ConfigError as exc:
+    except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps({"command": "python -m adjoint_sampling.benchmarks.held_out_energies " + " ".join(argv or sys.argv[1:]),

@@ -57,6 +57,8 @@ class ModelCheckpoint:
             ``{"controller_name", "controller_hparams", "state_dict"}``.
         solver: how a ``flow`` / ``adjoint_matching`` model is sampled: ``sde`` (its memoryless
             SDE) or ``ode`` (its ODE), on the grid above; Adjoint Sampling models: ``sde``.
+        control_from: ``adjoint_matching`` only: the control acts from this time on, the base flow
+            alone before it (``method.control_window``; 0: everywhere, as in checkpoints without it).
         format_version: checkpoint layout version.
     """
 
@@ -77,6 +79,7 @@ class ModelCheckpoint:
     kind: str = "adjoint_sampling"
     base: dict[str, Any] | None = None
     solver: str = "sde"
+    control_from: float = 0.0
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -86,6 +89,8 @@ class ModelCheckpoint:
             raise CheckpointError("an adjoint_matching checkpoint, and only one, carries its base flow")
         if self.solver not in ("sde", "ode") or (self.solver == "ode" and self.kind == "adjoint_sampling"):
             raise CheckpointError(f"solver {self.solver!r} does not sample a {self.kind} model")
+        if not 0.0 <= float(self.control_from) < 1.0 or (self.control_from and self.kind != "adjoint_matching"):
+            raise CheckpointError(f"control_from {self.control_from!r} needs an adjoint_matching checkpoint and [0, 1)")
 
     def build_controller(self) -> nn.Module:
         """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""

@@ -61,6 +61,15 @@ class GaussianFlow:
         """Mean and covariance of ``N(m, S) exp(lambda c . x)``: ``N(m + lambda S c, S)``."""
         return self.mean + scale * self.cov @ c.double(), self.cov.clone()
 
+    def tilted_by_linear_from(self, c: Tensor, t: float, scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """Mean and covariance of ``X_1`` when only the transition from ``X_t`` (the base's marginal) is
+        tilted by ``exp(lambda c . x_1)`` (a control windowed from ``t``): each conditional
+        ``N(mu(X_t), C_t)`` shifts by ``lambda C_t c`` and keeps ``C_t``, so the mean moves by
+        ``lambda C_t c`` and the covariance stays ``S``. ``C_t = Cov(X_1 | X_t) = S - t^2 S Sigma_t^-1 S``
+        (the memoryless SDE's ``(X_t, X_1)`` is the interpolant's)."""
+        cond = self.cov - t**2 * self.cov @ torch.linalg.inv(self.marginal_cov(torch.tensor([t]))[0]) @ self.cov
+        return self.mean + scale * cond @ c.double(), self.cov.clone()
+
     def tilted_by_quadratic(self, q: Tensor, centre: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor]:
         """Mean and covariance of ``N(m, S) exp(-lambda (x - x0)^T Q (x - x0) / 2)``: precision
         ``S^{-1} + lambda Q``, mean ``P^{-1} (S^{-1} m + lambda Q x0)``."""

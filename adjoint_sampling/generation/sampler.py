@@ -31,6 +31,7 @@ from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.registry import build_energy
 from adjoint_sampling.generation.pipeline import ConformerPipeline, Draw
 from adjoint_sampling.generation.types import GenerationRequest
+from adjoint_sampling.method.control_window import windowed_control
 from adjoint_sampling.method.flow_sampling import sample_flow
 from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint
 from adjoint_sampling.problems.molecular.base import MODES
@@ -271,5 +272,6 @@ class Sampler(ConformerPipeline):
         solver = self.checkpoint.solver
         if kind == "flow":
             return sample_flow(self.controller, None, batch, schedule, self.grid, generator, solver=solver)
-        return sample_flow(cast(nn.Module, self.base_velocity), self.controller, batch, schedule, self.grid, generator,
+        control = windowed_control(self.controller, self.checkpoint.control_from)
+        return sample_flow(cast(nn.Module, self.base_velocity), control, batch, schedule, self.grid, generator,
                            solver=solver)

@@ -26,6 +26,11 @@ from adjoint_sampling.method.adjoint_matching import (
     adjoint_matching_targets,
     reward_terminal_adjoint,
 )
+from adjoint_sampling.method.control_window import (
+    check_control_from,
+    window_indices,
+    windowed_control,
+)
 from adjoint_sampling.method.flow_matching import flow_matching_loss
 from adjoint_sampling.method.losses import adjoint_matching_loss
 from adjoint_sampling.sde.base_drift import DriftFn, flow_sde_drift
@@ -70,7 +75,9 @@ class AdjointMatchingSettings:
     ``iterations / grad_steps_per_batch`` batches of paths are drawn. ``reward_scale`` is lambda;
     terminal adjoints are clipped per row to ``max_adjoint_norm`` (None: no clip). ``loss_weight``:
     ``none`` weighs every time alike (``|| f + a ||^2``), ``sigma_sq`` by the step's ``sigma^2``
-    (DESIGN's ``|| u + sigma a ||^2``); same minimiser."""
+    (DESIGN's ``|| u + sigma a ||^2``); same minimiser. ``control_from``: the control acts, and is
+    regressed, only at grid times ``>= control_from`` (``method.control_window``; 0: everywhere), and
+    ``times_per_iteration`` counts those times."""
 
     iterations: int = 300
     batch_size: int = 64
@@ -85,9 +92,11 @@ class AdjointMatchingSettings:
     times_per_iteration: int | None = None
     grad_steps_per_batch: int = 1
     loss_weight: str = "none"
+    control_from: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
+        self.control_from = check_control_from(self.control_from)
         if self.loss_weight not in LOSS_WEIGHTS:
             raise ConfigError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
         if self.grad_steps_per_batch < 1:
@@ -216,7 +225,11 @@ def fine_tune(
                           f"{settings.grad_steps_per_batch}")
     gen = torch.Generator().manual_seed(settings.seed)
     dtype = next(control.parameters()).dtype
-    times = settings.times_per_iteration or settings.sde_steps
+    acting = window_indices(settings.time_grid()[:-1], settings.control_from)
+    if settings.times_per_iteration is not None and settings.times_per_iteration > acting.numel():
+        raise ConfigError(f"times_per_iteration {settings.times_per_iteration} exceeds the {acting.numel()} grid "
+                          f"times at or after control_from {settings.control_from}")
+    times = settings.times_per_iteration or acting.numel()
     current: list[tuple[AdjointMatchingTargets, SystemBatch, SystemBatch]] = []
 
     def loss_at(step: int) -> Tensor:
@@ -227,7 +240,9 @@ def fine_tune(
                            task.make_batch(list(keys) * times))]
         targets, batch, stacked = current[0]
         if settings.times_per_iteration is not None:
-            targets = targets.at(torch.randperm(settings.sde_steps, generator=gen)[:times])
+            targets = targets.at(acting[torch.randperm(acting.numel(), generator=gen)[:times]])
+        elif acting.numel() < settings.sde_steps:
+            targets = targets.at(acting)
         rows = targets.states.reshape(-1, targets.states.shape[-1])
         f_pred = control(targets.times.repeat_interleave(batch.space.num_systems), rows, stacked)
         weight = targets.sigma_sq if settings.loss_weight == "sigma_sq" else None
@@ -243,11 +258,13 @@ def draw_targets(
     generator: torch.Generator, dtype: torch.dtype,
 ) -> AdjointMatchingTargets:
     """Paths of ``batch``'s systems from the current model (the base flow's memoryless SDE plus
-    ``control``, from ``task.sample_start``) and their lean adjoint targets."""
+    ``control``, switched on from ``settings.control_from``, from ``task.sample_start``) and their
+    lean adjoint targets (at every grid time)."""
     schedule, grid = settings.schedule(), settings.time_grid()
     drift = task.base_drift(batch, schedule)
     start = task.sample_start(batch, generator)
-    path = integrate_path(lambda t, x: control(t, x, batch), batch.space, schedule, grid, generator, dtype, start, drift)
+    field = windowed_control(control, settings.control_from)
+    path = integrate_path(lambda t, x: field(t, x, batch), batch.space, schedule, grid, generator, dtype, start, drift)
     terminal = reward_terminal_adjoint(task.reward_grad(path[-1], batch), batch.space, settings.reward_scale,
                                        settings.max_adjoint_norm)
     return adjoint_matching_targets(path, grid, terminal, batch.space, schedule, drift)
@@ -296,9 +313,11 @@ def sample_fine_tuned(
     generator: torch.Generator, dtype: torch.dtype = torch.float64,
 ) -> Tensor:
     """``X_1`` ``(M, D)`` of ``num`` systems from the memoryless SDE of the base flow plus ``control``
-    (``None``: the base flow alone), on the settings' schedule and grid."""
+    (``None``: the base flow alone; switched on from ``settings.control_from``), on the settings'
+    schedule and grid."""
     schedule, grid = settings.schedule(), settings.time_grid()
     batch = task.make_batch(task.draw_keys(num, generator))
     start = task.sample_start(batch, generator)
-    fn = None if control is None else (lambda t, x: control(t, x, batch))
+    field = None if control is None else windowed_control(control, settings.control_from)
+    fn = None if field is None else (lambda t, x: field(t, x, batch))
     return integrate(fn, batch.space, schedule, grid, generator, dtype, start, task.base_drift(batch, schedule))

@@ -30,8 +30,13 @@ from torch import Tensor, nn
 
 from adjoint_sampling.core.atomic_io import atomic_torch_save
 from adjoint_sampling.core.errors import CheckpointError, ConfigError
+from adjoint_sampling.method.control_window import check_control_from
 from adjoint_sampling.method.flow_sampling import FLOW_SOLVERS, flow_batch, flow_start
-from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
+from adjoint_sampling.models.checkpoint import (
+    ModelCheckpoint,
+    load_model_checkpoint,
+    save_model_checkpoint,
+)
 from adjoint_sampling.problems.base import TrainingProblem
 from adjoint_sampling.sde.batch import SystemBatch
 from adjoint_sampling.sde.schedules import MemorylessSchedule, NoiseSchedule
@@ -67,6 +72,10 @@ class FlowJobSettings:
             memoryless SDE).
         sample_sde_steps / sample_grid: its steps and grid (``None`` steps: 10 for the ODE; for the
             SDE 30, or the fine-tune's training steps).
+        sample_control_from: ``adjoint_matching``: where the control of ``model.pt`` is switched on
+            (``method.control_window``; ``None``: the training's ``control_from``). Like the other
+            ``sample_*`` keys it may change when a finished run is started again, which rewrites
+            ``model.pt`` with it.
     """
 
     kind: str = "flow_matching"
@@ -75,6 +84,7 @@ class FlowJobSettings:
     sample_solver: str = "ode"
     sample_sde_steps: int | None = None
     sample_grid: str = "uniform"
+    sample_control_from: float | None = None
 
 
 def _split_method(method: dict[str, Any]) -> tuple[FlowJobSettings, dict[str, Any]]:
@@ -84,6 +94,10 @@ def _split_method(method: dict[str, Any]) -> tuple[FlowJobSettings, dict[str, An
         raise ConfigError(f"config.method.kind: {job.kind!r} is not one of {', '.join(FLOW_METHODS)}")
     if job.sample_solver not in FLOW_SOLVERS:
         raise ConfigError(f"config.method.sample_solver: {job.sample_solver!r} is not one of {', '.join(FLOW_SOLVERS)}")
+    if job.sample_control_from is not None:
+        if job.kind != "adjoint_matching":
+            raise ConfigError("config.method.sample_control_from: only an adjoint_matching control has a window")
+        job.sample_control_from = check_control_from(job.sample_control_from)
     if (job.kind == "adjoint_matching") != (job.base is not None):
         raise ConfigError("config.method.base (the pre-trained flow's model.pt) is needed by adjoint_matching "
                           "and by nothing else")
@@ -143,6 +157,8 @@ def run_flow_job(
             sde_steps=plan.sample_steps, grid_kind=job.sample_grid, tau=float(problem.tau),
             problem=describe() if callable(describe) else {}, config=cfg.to_dict(), counters=dict(counters),
             kind="flow" if base is None else "adjoint_matching", solver=job.sample_solver,
+            control_from=0.0 if base is None else (cast(AdjointMatchingSettings, settings).control_from
+                                                   if job.sample_control_from is None else job.sample_control_from),
             base=None if base is None else {"controller_name": base.controller_name,
                                             "controller_hparams": dict(base.controller_hparams),
                                             "state_dict": base.state_dict})

@@ -45,11 +45,11 @@ from adjoint_sampling.training.adjoint_matching import (
     AdjointMatchingSettings,
     FineTuneTask,
     FlowMatchingSettings,
-    draw_targets,
     fine_tune,
     pretrain_flow,
     sample_fine_tuned,
 )
+from adjoint_sampling.training.control_alignment import control_alignment
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +81,13 @@ def evaluate(x: Tensor, problem: SyntheticProblem, ref_x: Tensor, ref_e: Tensor)
             "mean_energy": float(e.mean())}
 
 
-@torch.no_grad()
-def control_alignment(control: EGNNController, task: FineTuneTask, settings: AdjointMatchingSettings, num: int = 256,
-                      seed: int = 0) -> list[dict[str, float]]:
-    """Along ``num`` paths of the fine-tuned SDE, at a few grid times: the mean lean adjoint norm per
-    particle, the mean control norm and the cosine between the control and its target ``-a``."""
-    batch = task.make_batch(task.draw_keys(num, torch.Generator()))
-    targets = draw_targets(control, task, batch, settings, torch.Generator().manual_seed(seed), torch.float32)
-    steps = len(targets.times)
-    rows = []
-    for k in sorted({1, steps // 10, 3 * steps // 10, steps // 2, 7 * steps // 10, 9 * steps // 10, steps - 1}):
-        f = control(targets.times[k].expand(num), targets.states[k], batch)
-        a = targets.adjoint[k]
-        rows.append({"t": float(targets.times[k]), "adjoint_norm": float(a.norm(dim=-1).mean()),
-                     "control_norm": float(f.norm(dim=-1).mean()),
-                     "cosine": float(torch.nn.functional.cosine_similarity(f.flatten(), -a.flatten(), dim=0))})
-    return rows
+def alignment_rows(control: EGNNController, task: FineTuneTask, settings: AdjointMatchingSettings, num: int = 256,
+                   seed: int = 0) -> list[dict[str, float]]:
+    """:func:`training.control_alignment` along ``num`` paths, at seven grid times from start to end."""
+    rows = control_alignment(control, task, settings, num, torch.Generator().manual_seed(seed))
+    steps = len(rows)
+    return [asdict(rows[k]) for k in
+            sorted({1, steps // 10, 3 * steps // 10, steps // 2, 7 * steps // 10, 9 * steps // 10, steps - 1})]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--alignment-only needs --flow-checkpoint")
         control = EGNNController(**EGNN)
         control.load_state_dict(torch.load(args.flow_checkpoint, weights_only=False)["control"])
-        for row in control_alignment(control, task, settings, seed=args.seed):
+        for row in alignment_rows(control, task, settings, seed=args.seed):
             print(json.dumps({k: round(v, 3) for k, v in row.items()}))
         return 0
     base = draw(None)
@@ -201,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                                   * settings.batch_size,
                                   "loss_first_25": sum(losses[:25]) / 25, "loss_last_25": sum(losses[-25:]) / 25}
     report["after"] = evaluate(draw(control), problem, ref_x, ref_e)
-    report["control_alignment"] = control_alignment(control, task, settings, seed=args.seed)
+    report["control_alignment"] = alignment_rows(control, task, settings, seed=args.seed)
     print(f"fine-tuned: {report['after']}")
     args.model_dir.mkdir(parents=True, exist_ok=True)
     torch.save({"egnn": EGNN, "velocity": velocity.state_dict(), "control": control.state_dict(), "report": report},

@@ -30,9 +30,13 @@ def test_variants_of_one_flow_are_compared_on_held_out_molecules(tmp_path, capsy
         assert row["median_mmff_above_lowest"] >= 0.0 and row["mean_mmff_above_lowest"] >= 0.0
         assert 1.0 <= row["distinct_at_1A"] <= row["valid_share"] * 6  # pruning keeps at least one per molecule
     assert summary["ode"]["mean_mmff_above_lowest"] != summary["sde"]["mean_mmff_above_lowest"]  # other draws
+    windowed = parse_variant(f"w={path}:ode:10:uniform:0.6")
+    assert (windowed.solver, windowed.control_from) == ("ode", 0.6) and variants[0].control_from is None
     for bad, message in [("nameonly", "NAME=PATH"), (f"x={path}:sde:many:uniform", "NAME=PATH"),
-                         ("x=/nonexistent.pt", "does not exist")]:
+                         (f"x={path}:ode:10:uniform:late", "CONTROL_FROM"), ("x=/nonexistent.pt", "does not exist")]:
         with pytest.raises(ConfigError, match=message):
             parse_variant(bad)
     assert main(["--variant", "x=/nonexistent.pt"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["--variant", f"x={path}:ode:10:uniform:0.5", "--molecules", "1"]) == 2  # a flow has no control
+    assert "adjoint_matching" in capsys.readouterr().err

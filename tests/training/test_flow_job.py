@@ -5,6 +5,7 @@ conformers, then fine-tuned with Adjoint Matching; both resumable, both sampled 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import torch
 from molecular_helpers import TINY_SMILES
 
+from adjoint_sampling.benchmarks.control_profile import profile_checkpoint
 from adjoint_sampling.core.errors import CheckpointError, ConfigError
 from adjoint_sampling.generation.sampler import Sampler
 from adjoint_sampling.generation.types import GenerationRequest
@@ -107,6 +109,43 @@ def test_adjoint_matching_job_fine_tunes_a_control_on_the_flow_and_samples_throu
     assert tuned.shape == plain.shape and not (tuned == plain).all()  # the control changes the draws
 
 
+def test_a_windowed_fine_tune_samples_the_flow_where_its_control_is_off(flow_run, tmp_path):
+    """``control_from: 0.5`` (start_refined grid of 12: the control acts at its last 3 times, 0.56 to
+    0.84): the checkpoint carries the window; sampled with it the draws differ from the flow's, and
+    with a window past the sampling grid's last time (ODE, 10 uniform steps: 0.90) they are the flow's
+    own draws, to the bit."""
+    cfg = job_config_from_dict(_job(_fine_tune(flow_run / "model.pt", control_from=0.5, times_per_iteration=3)))
+    assert run_training_job(cfg, tmp_path, progress=False)["steps"] == 4
+    ckpt = load_model_checkpoint(tmp_path / "model.pt")
+    assert ckpt.control_from == 0.5 and ckpt.kind == "adjoint_matching"
+    fine = Sampler.from_checkpoint(tmp_path / "model.pt")
+    flow = Sampler.from_checkpoint(flow_run / "model.pt", sde_steps=fine.checkpoint.sde_steps)  # the same ODE grid
+    record = fine.prepare(GenerationRequest(smiles=TINY_SMILES[1], num_conformers=4, seed=0))
+    plain = flow.sample_positions(record, 4, seed=0)
+    assert not (fine.sample_positions(record, 4, seed=0) == plain).all()
+    late = dataclasses.replace(fine, checkpoint=dataclasses.replace(fine.checkpoint, control_from=0.95))
+    assert (late.sample_positions(record, 4, seed=0) == plain).all()
+    with pytest.raises(CheckpointError, match="control_from"):
+        dataclasses.replace(flow.checkpoint, control_from=0.5)  # a flow has no control to window
+    # the profile of where it learned: along its own paths the control is zero before the window only
+    rows = profile_checkpoint(tmp_path / "model.pt", molecules=2, paths=4, batches=1)
+    assert [round(r.t, 3) for r in rows][-4:] == [0.445, 0.563, 0.695, 0.84]
+    assert all((r.control_norm > 0) == (r.t >= 0.5) for r in rows) and all(-1 <= r.cosine <= 1 for r in rows)
+    assert all(r.cosine == 0 for r in rows if r.t < 0.5) and rows[-1].adjoint_norm > 0
+    everywhere = profile_checkpoint(tmp_path / "model.pt", molecules=2, paths=4, batches=1, control_from=0.0)
+    assert all(r.control_norm > 0 for r in everywhere)
+    with pytest.raises(CheckpointError, match="not an Adjoint Matching fine-tune"):
+        profile_checkpoint(flow_run / "model.pt", molecules=2, paths=4, batches=1)
+    # a finished run started again with another sampling window only rewrites model.pt's window
+    resampled = _fine_tune(flow_run / "model.pt", control_from=0.5, times_per_iteration=3, sample_control_from=0.95)
+    assert run_training_job(job_config_from_dict(_job(resampled)), tmp_path, progress=False)["steps"] == 4
+    rewritten = load_model_checkpoint(tmp_path / "model.pt")
+    assert rewritten.control_from == 0.95 and all(torch.equal(rewritten.state_dict[k], ckpt.state_dict[k])
+                                                  for k in ckpt.state_dict)
+    with pytest.raises(ConfigError, match="only an adjoint_matching control has a window"):
+        run_training_job(job_config_from_dict(_job({**FLOW, "sample_control_from": 0.5})), tmp_path / "f", progress=False)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -118,6 +157,10 @@ def test_adjoint_matching_job_fine_tunes_a_control_on_the_flow_and_samples_throu
         (lambda job: job["method"].update(checkpoint_interval=3), "multiple of grad_steps_per_batch"),
         (lambda job: job["method"].update(iterations=-1), "iterations"),
         (lambda job: job["method"].update(sample_solver="heun"), "sample_solver"),
+        (lambda job: job["method"].update(control_from=1.5), "control_from must be in"),
+        (lambda job: job["method"].update(control_from=0.99), "leaves no grid time"),
+        (lambda job: job["method"].update(control_from=0.5), "exceeds the 3 grid times"),
+        (lambda job: job["method"].update(sample_control_from=-1), "control_from must be in"),
         (lambda job: job.update(init_from="/nonexistent/model.pt"), "init_from is for adjoint_sampling jobs"),
     ],
 )
