@@ -12,7 +12,7 @@ independent only of ``X_{t_start}``, not of ``X_{t_from}``). ``t_from = 0`` is p
 Matching.
 
 Why: the early targets decide the basin, are heavy-tailed and were not learned in our torsional runs
-(cosine between the control and its target about 0 before t ~ 0.6, benchmarks/RESULTS.md), yet the
+(cosine between the control and its target about 0 before t ~ 0.5, benchmarks/RESULTS.md), yet the
 control is not zero there and spreads the draws over more basins.
 """
 

@@ -1,6 +1,6 @@
 """How well an Adjoint Matching control has learned its targets, time by time along its own paths.
 
-At every grid time where the control acts: the mean lean-adjoint norm per row ``|a|``, the mean
+At every grid time before 1 (the control counted as zero where its window has not begun): the mean lean-adjoint norm per row ``|a|``, the mean
 control norm ``|f|`` and the cosine between ``f`` and its target ``-a`` over all rows of all paths.
 A cosine near 0 with ``|a|`` large is a part of the path where the regression learned nothing of
 its (noisy) targets; 1 with ``|f| = |a|`` would be a perfect fit of every single target, which the
