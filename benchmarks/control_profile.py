@@ -15,26 +15,31 @@ row per grid time: ``t``, the mean lean-adjoint norm, the mean control norm and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
+from adjoint_sampling.models.checkpoint import load_model_checkpoint
 
 from adjoint_sampling.core.atomic_io import atomic_write_text
 from adjoint_sampling.core.errors import AdjointSamplingError, CheckpointError
-from adjoint_sampling.models.checkpoint import load_model_checkpoint
 from adjoint_sampling.sde.schedules import MemorylessSchedule, build_schedule
-from adjoint_sampling.training.adjoint_matching import AdjointMatchingSettings
-from adjoint_sampling.training.config import job_config_from_dict, parse_dataclass
-from adjoint_sampling.training.control_alignment import ControlAlignment, control_alignment
-from adjoint_sampling.training.flow_job import FlowJobSettings, molecular_fine_tune_task
+from adjoint_sampling.training.config import job_config_from_dict
+from adjoint_sampling.training.control_alignment import (
+    ControlAlignment,
+    control_alignment,
+)
+from adjoint_sampling.training.flow_job import (
+    fine_tune_settings,
+    molecular_fine_tune_task,
+)
 from adjoint_sampling.training.jobs import build_problem
 
-__all__ = ["profile_checkpoint", "main"]
+__all__ = ["main", "profile_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +56,8 @@ def profile_checkpoint(path: Path, molecules: int, paths: int, batches: int, see
     schedule = build_schedule(cfg.schedule["kind"], **{k: v for k, v in cfg.schedule.items() if k != "kind"})
     if not isinstance(schedule, MemorylessSchedule):
         raise CheckpointError(f"{path}: its config's schedule is {schedule.kind!r}, not memoryless")
-    own = {f.name for f in FlowJobSettings.__dataclass_fields__.values()}
-    method: dict[str, Any] = {k: v for k, v in cfg.method.items() if k not in own}
-    method.update(t_start=schedule.t_start, control_from=checkpoint.control_from if control_from is None
-                  else control_from)
-    settings = parse_dataclass(AdjointMatchingSettings, method, "checkpoint config.method")
+    window = checkpoint.control_from if control_from is None else control_from  # the window it samples with
+    settings = dataclasses.replace(fine_tune_settings(cfg, schedule), control_from=window)
     problem = build_problem({**cfg.problem, "max_molecules": molecules})
     velocity = checkpoint.build_base_velocity().requires_grad_(False)
     control = checkpoint.build_controller()

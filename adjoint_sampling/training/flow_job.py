@@ -51,7 +51,8 @@ from adjoint_sampling.training.adjoint_matching import (
 from adjoint_sampling.training.config import METHOD_KINDS, JobConfig, parse_dataclass
 from adjoint_sampling.training.stop_signal import StopOnSigterm
 
-__all__ = ["FLOW_METHODS", "FlowJobPlan", "FlowJobSettings", "molecular_fine_tune_task", "plan_flow_job", "run_flow_job"]
+__all__ = ["FLOW_METHODS", "FlowJobPlan", "FlowJobSettings", "fine_tune_settings", "molecular_fine_tune_task",
+           "plan_flow_job", "run_flow_job"]
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,17 @@ def plan_flow_job(cfg: JobConfig, schedule: NoiseSchedule) -> FlowJobPlan:
         flow = parse_dataclass(FlowMatchingSettings, rest, "config.method")
         return FlowJobPlan(job, flow, flow.steps, job.sample_sde_steps or (10 if job.sample_solver == "ode" else 30),
                            None)
-    fine = parse_dataclass(AdjointMatchingSettings, {**rest, "t_start": schedule.t_start}, "config.method")
+    fine = fine_tune_settings(cfg, schedule)
     return FlowJobPlan(job, fine, fine.iterations,
                        job.sample_sde_steps or (10 if job.sample_solver == "ode" else fine.sde_steps),
                        _load_base(job.base or ""))
+
+
+def fine_tune_settings(cfg: JobConfig, schedule: MemorylessSchedule) -> AdjointMatchingSettings:
+    """The :class:`AdjointMatchingSettings` of an ``adjoint_matching`` job's ``method:`` section (the
+    job's own keys left out, ``t_start`` from ``schedule``)."""
+    _, rest = _split_method(cfg.method)
+    return parse_dataclass(AdjointMatchingSettings, {**rest, "t_start": schedule.t_start}, "config.method")
 
 
 def run_flow_job(
