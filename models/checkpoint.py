@@ -59,6 +59,12 @@ class ModelCheckpoint:
             SDE) or ``ode`` (its ODE), on the grid above; Adjoint Sampling models: ``sde``.
         control_from: ``adjoint_matching`` only: the control acts from this time on, the base flow
             alone before it (``method.control_window``; 0: everywhere, as in checkpoints without it).
+        quiet_steps: ``adjoint_sampling`` only: the last that many Euler-Maruyama steps of sampling
+            add no noise (``sde.integrate.integrate``; 0: the SDE as trained, as in checkpoints
+            without it). Training never uses it.
+        descent_steps / descent_step: ``adjoint_sampling`` only: after the last SDE step, that many
+            noise-free steps along the control at t = 1 (a learned gradient descent on the energy,
+            ``sde.integrate.descend``) of that size in ``nu`` units (0: none). Training never uses it.
         format_version: checkpoint layout version.
     """
 
@@ -80,6 +86,9 @@ class ModelCheckpoint:
     base: dict[str, Any] | None = None
     solver: str = "sde"
     control_from: float = 0.0
+    quiet_steps: int = 0
+    descent_steps: int = 0
+    descent_step: float = 0.0
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -91,6 +100,13 @@ class ModelCheckpoint:
             raise CheckpointError(f"solver {self.solver!r} does not sample a {self.kind} model")
         if not 0.0 <= float(self.control_from) < 1.0 or (self.control_from and self.kind != "adjoint_matching"):
             raise CheckpointError(f"control_from {self.control_from!r} needs an adjoint_matching checkpoint and [0, 1)")
+        if not 0 <= int(self.quiet_steps) <= int(self.sde_steps) or (self.quiet_steps and self.kind != "adjoint_sampling"):
+            raise CheckpointError(f"quiet_steps {self.quiet_steps!r} needs an adjoint_sampling checkpoint and "
+                                  f"[0, sde_steps = {self.sde_steps}]")
+        if int(self.descent_steps) < 0 or float(self.descent_step) < 0 or (
+                self.descent_steps and (self.kind != "adjoint_sampling" or not self.descent_step > 0)):
+            raise CheckpointError(f"descent_steps {self.descent_steps!r} / descent_step {self.descent_step!r}: "
+                                  "an adjoint_sampling checkpoint takes steps >= 0 of a size > 0")
 
     def build_controller(self) -> nn.Module:
         """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""

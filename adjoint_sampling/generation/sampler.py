@@ -267,7 +267,9 @@ class Sampler(ConformerPipeline):
         """``X_1`` of ``batch`` from the checkpoint's kind of model."""
         kind = self.checkpoint.kind
         if kind == "adjoint_sampling":
-            return sample_terminal(self.controller, batch, self.schedule, self.grid, generator)
+            return sample_terminal(self.controller, batch, self.schedule, self.grid, generator,
+                                   quiet_steps=self.checkpoint.quiet_steps, descent_steps=self.checkpoint.descent_steps,
+                                   descent_step=self.checkpoint.descent_step)
         schedule = cast(MemorylessSchedule, self.schedule)  # checked in __post_init__
         solver = self.checkpoint.solver
         if kind == "flow":

@@ -18,7 +18,7 @@ from adjoint_sampling.sde.batch import SystemBatch
 from adjoint_sampling.sde.schedules import NoiseSchedule
 from adjoint_sampling.sde.spaces import StateSpace
 
-__all__ = ["integrate", "integrate_ode", "integrate_path", "integrate_with_path_weight", "sample_terminal", "ControlFn"]
+__all__ = ["descend", "integrate", "integrate_ode", "integrate_path", "integrate_with_path_weight", "sample_terminal", "ControlFn"]
 
 ControlFn = Callable[[Tensor, Tensor], Tensor]
 """``control(t (B,), x (M, D)) -> f (M, D)``."""
@@ -34,6 +34,7 @@ def integrate(
     dtype: torch.dtype = torch.float32,
     x_start: Tensor | None = None,
     base_drift: DriftFn | None = None,
+    quiet_steps: int = 0,
 ) -> Tensor:
     """Simulate from ``X_0 = 0`` over ``grid`` ``(K+1,)``; returns ``X_1`` ``(M, D)``.
 
@@ -46,9 +47,13 @@ def integrate(
     ``x <- project_state(x + h b(t_k, x) + dnu f(t_k, x) + sqrt(dnu) project_vector(eps))``.
     ``control=None`` simulates the base process (zero control); ``base_drift=None`` is ``b = 0``
     (the same random stream and result as before base drifts existed).
+
+    ``quiet_steps``: the last that many steps add no noise (drift only: each moves to the mean of
+    its Gaussian transition). The noise is still drawn, so the random stream, and the path up to
+    those steps, are those of the noisy simulation; 0 is the SDE as it was trained.
     """
     return _euler_maruyama(control, space, schedule, grid, generator, dtype, x_start, track_weight=False,
-                           base_drift=base_drift)[0]
+                           base_drift=base_drift, quiet_steps=quiet_steps)[0]
 
 
 @torch.no_grad()
@@ -117,7 +122,13 @@ def _euler_maruyama(
     track_weight: bool,
     base_drift: DriftFn | None = None,
     record: list[Tensor] | None = None,
+    quiet_steps: int = 0,
 ) -> tuple[Tensor, Tensor | None]:
+    num_steps = grid.shape[0] - 1
+    if not 0 <= quiet_steps <= num_steps:
+        raise ValueError(f"quiet_steps must be in [0, {num_steps}] for a grid of {num_steps} steps, got {quiet_steps}")
+    if quiet_steps and track_weight:
+        raise ValueError("the path weight is defined for the noisy simulation only (quiet_steps 0)")
     x = space.initial_state(dtype) if x_start is None else x_start.to(dtype)
     if record is not None:
         record.append(x)
@@ -128,7 +139,7 @@ def _euler_maruyama(
         dnu = float(nu[k + 1] - nu[k])
         sqrt_dnu = math.sqrt(max(dnu, 0.0))
         eps = space.noise(generator, dtype)
-        step = sqrt_dnu * eps
+        step = torch.zeros_like(eps) if k >= num_steps - quiet_steps else sqrt_dnu * eps
         t_sys = torch.full((space.num_systems,), t, dtype=dtype, device=x.device)
         if base_drift is not None:
             step = step + float(grid[k + 1] - grid[k]) * space.project_vector(base_drift(t_sys, x))
@@ -145,13 +156,39 @@ def _euler_maruyama(
     return x, scatter(log_ratio_rows, space.batch, dim=0, dim_size=space.num_systems, reduce="sum")
 
 
+@torch.no_grad()
+def descend(control: ControlFn, space: StateSpace, x: Tensor, steps: int, step_size: float, t: float = 1.0) -> Tensor:
+    """``steps`` noise-free steps ``x <- project_state(x + step_size project_vector(f(t, x)))`` from the
+    terminal state ``x`` ``(M, D)``.
+
+    At ``t = 1`` an Adjoint Sampling control approximates the terminal adjoint's direction, minus the
+    gradient of ``E / tau`` (plus the nearly flat base density's log-gradient), so these are
+    gradient-descent steps on the energy with the learned gradient: they move a draw towards the
+    minimum of its basin (``step_size`` in ``nu`` units, like ``dnu`` of an SDE step).
+    """
+    if steps < 0 or step_size < 0:
+        raise ValueError(f"descent needs steps >= 0 and step_size >= 0, got {steps} and {step_size}")
+    t_sys = torch.full((space.num_systems,), t, dtype=x.dtype, device=x.device)
+    for _ in range(steps):
+        x = space.project_state(x + step_size * space.project_vector(control(t_sys, x)))
+    return x
+
+
 def sample_terminal(
     controller: nn.Module | None,
     batch: SystemBatch,
     schedule: NoiseSchedule,
     grid: Tensor,
     generator: torch.Generator | None,
+    quiet_steps: int = 0,
+    descent_steps: int = 0,
+    descent_step: float = 0.0,
 ) -> Tensor:
-    """Simulate the controlled SDE for ``batch``; returns ``X_1`` (M, D) (``None``: base process)."""
-    control = None if controller is None else (lambda t, x: controller(t, x, batch))
-    return integrate(control, batch.space, schedule, grid, generator)
+    """Simulate the controlled SDE for ``batch``; returns ``X_1`` (M, D) (``None``: base process;
+    ``quiet_steps``: see :func:`integrate`; ``descent_steps`` of size ``descent_step`` after it:
+    see :func:`descend`)."""
+    if controller is None:
+        return integrate(None, batch.space, schedule, grid, generator, quiet_steps=quiet_steps)
+    control = lambda t, x: controller(t, x, batch)
+    x1 = integrate(control, batch.space, schedule, grid, generator, quiet_steps=quiet_steps)
+    return descend(control, batch.space, x1, descent_steps, descent_step) if descent_steps else x1

@@ -3,6 +3,7 @@ determinism, SDF parse-back, relaxation, pruning, mirror handling and bad input.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections import Counter
 from pathlib import Path
@@ -250,3 +251,41 @@ def test_batched_samples_follow_the_local_structure_plan(sampler):
         assert torch.allclose(lengths(samples[k]), own, atol=1e-6)
         others = [j for j in range(len(plan)) if j != i]
         assert all(not torch.allclose(lengths(samples[k]), lengths(plan[j][0].local_positions), atol=1e-6) for j in others)
+
+
+def test_quiet_final_step_is_carried_by_the_checkpoint_and_changes_only_the_end(checkpoint_path, sampler, tmp_path):
+    """A checkpoint with ``quiet_steps = 1`` round-trips, samples from the same random stream
+    (draws near the noisy ones, not equal) and refuses settings it cannot honour."""
+    ckpt = load_model_checkpoint(checkpoint_path)
+    quiet_path = tmp_path / "quiet.pt"
+    save_model_checkpoint(quiet_path, dataclasses.replace(ckpt, quiet_steps=1))
+    quiet = Sampler.from_checkpoint(quiet_path)
+    assert quiet.checkpoint.quiet_steps == 1 and ckpt.quiet_steps == 0
+    record = sampler.prepare(GenerationRequest(CHIRAL, num_conformers=8, seed=0))
+    noisy_pos = sampler.sample_positions(record, 8, seed=5)
+    quiet_pos = quiet.sample_positions(record, 8, seed=5)
+    moved = np.sqrt(((noisy_pos - quiet_pos) ** 2).sum(-1).mean(-1))
+    assert moved.max() > 1e-4  # the last noise is gone ...
+    assert np.median(moved) < 1.0  # ... but the draws stay where the shared path took them
+    with pytest.raises(CheckpointError, match="quiet_steps"):
+        dataclasses.replace(ckpt, quiet_steps=ckpt.sde_steps + 1)
+    with pytest.raises(CheckpointError, match="quiet_steps"):
+        dataclasses.replace(quiet.checkpoint, kind="flow", base=None)
+
+
+def test_learned_descent_is_carried_by_the_checkpoint_and_moves_draws_a_little(checkpoint_path, sampler, tmp_path):
+    """``descent_steps`` noise-free steps along the control at t = 1 after the SDE: the same random
+    stream (draws move, but stay near the plain ones: the tiny test model's control is weak); bad settings are refused."""
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "descent.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, descent_steps=2, descent_step=0.5))
+    descent = Sampler.from_checkpoint(path)
+    assert (descent.checkpoint.descent_steps, descent.checkpoint.descent_step) == (2, 0.5)
+    record = sampler.prepare(GenerationRequest(CHIRAL, num_conformers=8, seed=0))
+    plain = sampler.sample_positions(record, 8, seed=5)
+    moved = np.sqrt(((plain - descent.sample_positions(record, 8, seed=5)) ** 2).sum(-1).mean(-1))
+    assert moved.max() > 1e-4 and np.median(moved) < 1.0
+    for bad in ({"descent_steps": 1, "descent_step": 0.0}, {"descent_steps": -1, "descent_step": 0.01},
+                {"descent_steps": 1, "descent_step": 0.01, "kind": "flow"}):
+        with pytest.raises(CheckpointError, match="descent"):
+            dataclasses.replace(ckpt, **bad)

@@ -86,3 +86,44 @@ def test_restart_from_a_given_state_adds_the_remaining_base_variance():
     remaining = sched.nu1 - float(sched.nu(torch.tensor(t0, dtype=torch.float64)))
     assert float((x1 - start).mean()) == pytest.approx(0.0, abs=4 * math.sqrt(remaining / b))
     assert float((x1 - start).var()) == pytest.approx(remaining, rel=0.03)
+
+
+def test_quiet_final_steps_keep_the_path_and_drop_only_the_last_noise():
+    """``quiet_steps = q``: the same random stream and path up to step K - q, then drift-only steps;
+    with a linear control towards 0 the last step lands on the transition's mean."""
+    from adjoint_sampling.sde.integrate import integrate_path
+
+    b, steps = 64, 5
+    space = TorusSpace(torch.arange(b), b, images=0)
+    sched = GeometricSchedule(0.05, 0.5)
+    grid = time_grid(steps)
+    control = lambda t, x: -x
+    noisy = integrate_path(control, space, sched, grid, torch.Generator().manual_seed(4), dtype=torch.float64)
+    quiet = integrate(control, space, sched, grid, torch.Generator().manual_seed(4), dtype=torch.float64, quiet_steps=1)
+    dnu = float(sched.nu(grid[-1:].double()) - sched.nu(grid[-2:-1].double()))
+    assert torch.allclose(quiet, noisy[-2] - dnu * noisy[-2])
+    assert not torch.allclose(quiet, noisy[-1])
+    silent = integrate(None, space, sched, grid, torch.Generator().manual_seed(4), dtype=torch.float64, quiet_steps=steps)
+    assert torch.equal(silent, torch.zeros_like(silent))
+
+
+def test_quiet_steps_beyond_the_grid_are_refused():
+    space = TorusSpace(torch.arange(2), 2, images=0)
+    with pytest.raises(ValueError, match="quiet_steps"):
+        integrate(None, space, SCHED, time_grid(3), torch.Generator().manual_seed(0), quiet_steps=4)
+
+
+def test_descent_along_a_gaussian_score_contracts_towards_its_mean():
+    """With ``f(t, x) = -(x - m) / s2`` (the score of N(m, s2)), each step of size h multiplies the
+    distance to m by (1 - h / s2), exactly; no step leaves x unchanged."""
+    from adjoint_sampling.sde.integrate import descend
+
+    b, m, s2, h = 16, 0.3, 0.04, 0.01
+    space = TorusSpace(torch.arange(b), b, images=0)
+    x = torch.linspace(-0.5, 0.5, b, dtype=torch.float64).view(-1, 1)
+    score = lambda t, y: -(y - m) / s2
+    out = descend(score, space, x, steps=3, step_size=h)
+    assert torch.allclose(out - m, (1 - h / s2) ** 3 * (x - m))
+    assert torch.equal(descend(score, space, x, steps=0, step_size=h), x)
+    with pytest.raises(ValueError, match="descent"):
+        descend(score, space, x, steps=-1, step_size=h)
