@@ -1,0 +1,66 @@
+"""Write a copy of a trained checkpoint with other sampling settings (the same weights): the
+variants the conformer benchmark compares as ``--model NAME=PATH``.
+
+    python -m adjoint_sampling.benchmarks.sampling_variant models/shipped/default.pt /tmp/d3.pt \\
+        --descent-steps 3 --descent-step 0.02
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from adjoint_sampling.models.checkpoint import (
+    load_model_checkpoint,
+    save_model_checkpoint,
+)
+
+from adjoint_sampling.core.errors import CheckpointError, ConfigError
+from adjoint_sampling.sde.time_grids import GRID_KINDS, time_grid
+
+__all__ = ["write_sampling_variant"]
+
+SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step")
+
+
+def write_sampling_variant(source: str | Path, target: str | Path, **changes: Any) -> None:
+    """Copy ``source`` to ``target`` with the sampling ``changes`` (keys of :data:`SETTINGS`).
+
+    Raises:
+        ConfigError: an unknown key or a setting the time grid refuses.
+        CheckpointError: ``source`` unreadable, or settings the checkpoint refuses.
+    """
+    unknown = sorted(set(changes) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"not a sampling setting: {', '.join(unknown)}; choose from {', '.join(SETTINGS)}")
+    variant = dataclasses.replace(load_model_checkpoint(source), **changes)
+    time_grid(variant.sde_steps, variant.grid_kind, power=variant.grid_power)  # refuses a bad grid early
+    save_model_checkpoint(target, variant)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m adjoint_sampling.benchmarks.sampling_variant",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--sde-steps", type=int)
+    parser.add_argument("--grid-kind", choices=GRID_KINDS)
+    parser.add_argument("--grid-power", type=float)
+    parser.add_argument("--quiet-steps", type=int)
+    parser.add_argument("--descent-steps", type=int)
+    parser.add_argument("--descent-step", type=float)
+    args = parser.parse_args(argv)
+    changes = {k: v for k in SETTINGS if (v := getattr(args, k)) is not None}
+    try:
+        write_sampling_variant(args.source, args.target, **changes)
+    except (ConfigError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
