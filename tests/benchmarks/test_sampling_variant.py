@@ -24,7 +24,7 @@ def test_refused_settings_give_a_one_line_error(tmp_path, capsys):
     target = tmp_path / "bad.pt"
     assert main([str(SHIPPED), str(target), "--quiet-steps", "99"]) == 2
     assert "quiet_steps" in capsys.readouterr().err and not target.exists()
-    assert main([str(SHIPPED), str(target), "--descent-steps", "2"]) == 2  # no step size
+    assert main([str(SHIPPED), str(target), "--descent-steps", "2", "--descent-step", "0"]) == 2  # no step size
     assert "descent" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.pt"), str(target)]) == 2
     assert "not found" in capsys.readouterr().err
