@@ -31,13 +31,15 @@ import logging
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from adjoint_sampling.energy.registry import build_energy
-from adjoint_sampling.energy.relax import relax, relax_with_model
+from adjoint_sampling.benchmarks.conformers.references import (
+    BenchmarkMolecule,
+    read_test_list,
+)
+from adjoint_sampling.energy.relax import relax
 
 from adjoint_sampling.chemistry.checks import check_conformers
 from adjoint_sampling.chemistry.embedding import embed_etkdg
@@ -49,7 +51,7 @@ from adjoint_sampling.core.errors import AdjointSamplingError
 from adjoint_sampling.core.units import HARTREE_TO_KCAL
 from adjoint_sampling.problems.molecular.dataset import DEFAULT_TRAIN_SMILES
 
-__all__ = ["ValidationMolecule", "build_ensemble", "select_validation_molecules", "xyz_text"]
+__all__ = ["build_ensemble", "select_validation_molecules", "xyz_text"]
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +63,18 @@ class NoMinimaError(AdjointSamplingError):
     """No conformer of a molecule survived a relaxation and the structure checks."""
 
 
-@dataclass(frozen=True)
-class ValidationMolecule:
-    mol_id: str
-    smiles: str
-    rotatable_bonds: int
-
-
 def select_validation_molecules(
     per_count: int, offset: int = 2000, max_atoms: int = 60, train_list: Path = DEFAULT_TRAIN_SMILES
-) -> list[ValidationMolecule]:
+) -> list[BenchmarkMolecule]:
     """``per_count`` molecules of each rotatable-bond count 3..10 from the shuffled training list
-    past ``offset`` (neutral or charged, parsable, at most ``max_atoms`` atoms with hydrogens)."""
-    rows = []
-    for line in Path(train_list).read_text().splitlines()[1:]:
-        fields = line.split()
-        if len(fields) == 3 and fields[0].isdigit():
-            rows.append(ValidationMolecule(fields[2], fields[1], int(fields[0])))
+    past ``offset`` (neutral or charged, parsable, at most ``max_atoms`` atoms with hydrogens).
+
+    The list has the test list's columns; shuffled whole with seed 0, it is in the order the
+    training jobs draw their molecules (the permutation depends only on its length)."""
+    rows = read_test_list(train_list)
     random.Random(0).shuffle(rows)
     wanted = dict.fromkeys(ROTATABLE_COUNTS, per_count)
-    picked: list[ValidationMolecule] = []
+    picked: list[BenchmarkMolecule] = []
     for row in rows[offset:]:
         if wanted.get(row.rotatable_bonds, 0) <= 0:
             continue
@@ -114,8 +108,7 @@ def build_ensemble(
     if len(kept) == 0:
         raise NoMinimaError(f"no valid MMFF94 minimum among {len(start)} ETKDG conformers of {smiles}")
     kept = [i for i in kept if energies[i] - energies[kept[0]] <= mmff_window][:relax_count]
-    xtb = relax_with_model(build_energy("xtb", num_workers=1), system, torch.from_numpy(positions[kept]),
-                           max_steps=200, fmax=1.0)
+    xtb = relax(system, torch.from_numpy(positions[kept]), "xtb", max_steps=200, fmax=1.0, num_workers=1)
     minima = xtb.positions.numpy()
     good = xtb.ok.numpy() & np.array([c.ok for c in check_conformers(mol, minima)])
     energy = xtb.energy.numpy()

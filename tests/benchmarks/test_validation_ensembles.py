@@ -47,9 +47,8 @@ def test_ensemble_holds_distinct_xtb_minima_within_the_window():
 
 def test_main_writes_a_reference_set_the_benchmark_reads_and_resumes(tmp_path, monkeypatch):
     from adjoint_sampling.benchmarks import validation_ensembles as module
-    from adjoint_sampling.benchmarks.validation_ensembles import ValidationMolecule
 
-    molecule = ValidationMolecule("rot3_example", SMILES, 3)
+    molecule = BenchmarkMolecule("rot3_example", SMILES, 3)
     monkeypatch.setattr(module, "select_validation_molecules", lambda *args: [molecule])
     out = tmp_path / "validation"
     assert main(["--out", str(out), "--pool", "20", "--relax", "3"]) == 0
