@@ -19,11 +19,12 @@ from adjoint_sampling.models.checkpoint import (
 )
 
 from adjoint_sampling.core.errors import CheckpointError, ConfigError
+from adjoint_sampling.energy.registry import ENERGY_BACKENDS
 from adjoint_sampling.sde.time_grids import GRID_KINDS, time_grid
 
 __all__ = ["write_sampling_variant"]
 
-SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step")
+SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step", "output_energy")
 
 
 def write_sampling_variant(source: str | Path, target: str | Path, **changes: Any) -> None:
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-steps", type=int)
     parser.add_argument("--descent-steps", type=int)
     parser.add_argument("--descent-step", type=float)
+    parser.add_argument("--output-energy", choices=ENERGY_BACKENDS,
+                        help="backend of the energies reported for unrelaxed conformers (the shipped model: mmff)")
     args = parser.parse_args(argv)
     changes = {k: v for k in SETTINGS if (v := getattr(args, k)) is not None}
     try:

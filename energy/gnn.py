@@ -206,8 +206,8 @@ class GNNEnergy(EnergyModel):
         """Refuse elements and charges the checkpoint does not support; warn for large molecules.
 
         Raises:
-            InvalidMoleculeError: ``unsupported_element``, naming the elements.
-            ConfigError: total charge outside the checkpoint's range, naming it.
+            InvalidMoleculeError: ``unsupported_element``, naming the elements; ``unsupported_charge``,
+                a total charge outside the checkpoint's range, naming it.
         """
         present = {int(z) for z in system.atomic_numbers.tolist()}
         unsupported = sorted(present - set(self.checkpoint.elements))
@@ -219,8 +219,9 @@ class GNNEnergy(EnergyModel):
             )
         low, high = self.checkpoint.charge_range
         if not low <= int(system.charge) <= high:
-            raise ConfigError(
-                f"the GNN potential does not support total charge {system.charge} (supported: {low}..{high})"
+            raise InvalidMoleculeError(
+                "unsupported_charge",
+                f"the GNN potential does not support total charge {system.charge} (supported: {low}..{high})",
             )
         if self._extrapolates(system):
             key = system.key or str(system.num_atoms)

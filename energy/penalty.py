@@ -159,6 +159,14 @@ class PenalizedEnergy(EnergyModel):
         forces = torch.where(ok[:, None, None], total_forces, torch.zeros_like(base.forces))
         return EnergyResult(energy=energy, forces=forces, ok=ok, failure_reasons=_merged_reasons(base, extra))
 
+    def check_system(self, system: AtomicSystem) -> None:
+        """The base energy's refusals (the penalty handles every system)."""
+        self.base.check_system(system)
+
+    def applicability_warnings(self, system: AtomicSystem) -> tuple[str, ...]:
+        """The base energy's notes on ``system``."""
+        return self.base.applicability_warnings(system)
+
 
 def _merged_reasons(first: EnergyResult, second: EnergyResult) -> tuple[str, ...]:
     """One reason per conformer failed in either result, in batch order."""

@@ -45,7 +45,7 @@ from adjoint_sampling.chemistry.graph import atomic_system
 from adjoint_sampling.chemistry.parsing import ParsedMolecule, parse_smiles
 from adjoint_sampling.chemistry.rmsd import prune_subset
 from adjoint_sampling.core.atomic_system import AtomicSystem
-from adjoint_sampling.core.errors import ConfigError, InvalidMoleculeError, InvalidOptionError
+from adjoint_sampling.core.errors import InvalidMoleculeError, InvalidOptionError
 from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.relax import relax
 from adjoint_sampling.generation.shipped import load_energy_model
@@ -222,10 +222,7 @@ class ConformerPipeline(ABC):
         backend = self.relax_backend(method)
         if not isinstance(backend, EnergyModel):
             return backend, ()
-        try:
-            backend.check_system(system)
-        except ConfigError as exc:  # a total charge outside the model's range
-            raise InvalidMoleculeError("unsupported_charge", str(exc)) from None
+        backend.check_system(system)
         warnings = tuple(backend.applicability_warnings(system))
         return backend, warnings
 

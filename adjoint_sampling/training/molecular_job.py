@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from adjoint_sampling.chemistry.graph import ELEMENTS
-from adjoint_sampling.core.errors import ConfigError
+from adjoint_sampling.core.errors import ConfigError, InvalidMoleculeError
 from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.penalty import BondStructurePenalty, PenalizedEnergy
 from adjoint_sampling.energy.registry import build_energy
 from adjoint_sampling.problems.molecular.base import MODES
 from adjoint_sampling.problems.molecular.cartesian import CartesianMoleculeProblem
-from adjoint_sampling.problems.molecular.dataset import DEFAULT_TRAIN_SMILES, prepare_molecules, read_smiles_file
+from adjoint_sampling.problems.molecular.dataset import (
+    DEFAULT_TRAIN_SMILES,
+    MoleculeRecord,
+    prepare_molecules,
+    read_smiles_file,
+)
 from adjoint_sampling.problems.molecular.torsional import TorsionalMoleculeProblem
 from adjoint_sampling.training.config import parse_dataclass
 from adjoint_sampling.training.jobs import register_problem
@@ -43,6 +49,9 @@ class MolecularProblemParams:
         max_molecules: use at most this many usable molecules (``None``: all).
         shuffle_seed: shuffle the list with this seed before taking ``max_molecules``
             (``None``: file order).
+        list_entries: use only the first this many entries of the (shuffled) list, usable or not,
+            so that the entries past them stay held out whatever the filters drop (the validation
+            ensembles start at entry 2000 of the seed-0 shuffle); ``None``: the whole list.
         max_atoms: skip molecules with more atoms (hydrogens included).
         min_torsions / max_torsions: skip molecules outside these rotatable-bond counts
             (torsional mode needs ``min_torsions >= 1``).
@@ -64,6 +73,7 @@ class MolecularProblemParams:
     smiles: list[str] | None = None
     max_molecules: int | None = 256
     shuffle_seed: int | None = 0
+    list_entries: int | None = None
     max_atoms: int | None = 80
     min_torsions: int = 1
     max_torsions: int | None = 12
@@ -87,6 +97,8 @@ class MolecularProblemParams:
             raise ConfigError("config.problem.samples_per_molecule must be >= 1")
         if self.max_molecules is not None and self.max_molecules < 1:
             raise ConfigError("config.problem.max_molecules must be >= 1")
+        if self.list_entries is not None and self.list_entries < 1:
+            raise ConfigError("config.problem.list_entries must be >= 1")
 
 
 def energy_from_description(description: dict[str, Any]) -> EnergyModel:
@@ -101,6 +113,24 @@ def energy_from_description(description: dict[str, Any]) -> EnergyModel:
     return base
 
 
+def supported_records(records: list[MoleculeRecord], energy: EnergyModel) -> list[MoleculeRecord]:
+    """The records whose molecule ``energy`` accepts (``check_system``), in order; the others are
+    dropped before training and counted by reason in the log (for example a total charge outside a
+    GNN potential's range), so that no refusal can stop a run half-way."""
+    kept: list[MoleculeRecord] = []
+    refused: Counter[str] = Counter()
+    for record in records:
+        try:
+            energy.check_system(record.system)
+        except InvalidMoleculeError as exc:
+            refused[exc.reason] += 1
+            continue
+        kept.append(record)
+    if refused:
+        log.info("the %s energy refuses %d molecules: %s", energy.name, sum(refused.values()), dict(refused))
+    return kept
+
+
 @register_problem("molecules")
 def build_molecular_problem(spec: dict[str, Any]) -> TorsionalMoleculeProblem | CartesianMoleculeProblem:
     """Build the molecular problem of a ``problem:`` section (``ConfigError`` if it is invalid)."""
@@ -108,6 +138,8 @@ def build_molecular_problem(spec: dict[str, Any]) -> TorsionalMoleculeProblem | 
     smiles = list(params.smiles) if params.smiles else read_smiles_file(params.smiles_file or DEFAULT_TRAIN_SMILES)
     if params.shuffle_seed is not None:
         random.Random(params.shuffle_seed).shuffle(smiles)
+    if params.list_entries is not None:
+        smiles = smiles[: params.list_entries]
     records = prepare_molecules(
         smiles, seed=params.local_structure_seed, max_atoms=params.max_atoms,
         min_torsions=params.min_torsions if params.mode == "torsional" else 0,
@@ -122,6 +154,10 @@ def build_molecular_problem(spec: dict[str, Any]) -> TorsionalMoleculeProblem | 
         "num_molecules": len(records), "params": asdict(params),
     }
     energy = energy_from_description({**description, "mode": params.mode})
+    records = supported_records(records, energy)
+    if not records:
+        raise ConfigError(f"config.problem: the {params.energy} energy supports no molecule of the list")
+    description["num_molecules"] = len(records)
     cls = TorsionalMoleculeProblem if params.mode == "torsional" else CartesianMoleculeProblem
     return cls(records, energy, params.temperature_k, samples_per_molecule=params.samples_per_molecule,
                description=description, warm_start_pool=params.warm_start_pool,

@@ -13,9 +13,11 @@ SHIPPED = REPO_ROOT / "models" / "shipped" / "default.pt"
 
 def test_variant_keeps_the_weights_and_changes_only_the_settings(tmp_path):
     target = tmp_path / "d3.pt"
-    assert main([str(SHIPPED), str(target), "--descent-steps", "3", "--descent-step", "0.02", "--quiet-steps", "1"]) == 0
+    assert main([str(SHIPPED), str(target), "--descent-steps", "3", "--descent-step", "0.02", "--quiet-steps", "1",
+                 "--output-energy", "xtb"]) == 0
     source, variant = load_model_checkpoint(SHIPPED), load_model_checkpoint(target)
     assert (variant.descent_steps, variant.descent_step, variant.quiet_steps) == (3, 0.02, 1)
+    assert source.output_energy == "mmff" and variant.output_energy == "xtb"
     assert variant.sde_steps == source.sde_steps and variant.grid_kind == source.grid_kind
     assert all(torch.equal(variant.state_dict[k], v) for k, v in source.state_dict.items())
 

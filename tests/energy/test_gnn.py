@@ -110,13 +110,14 @@ def test_unsupported_elements_and_charges_are_refused_by_name(molecule):
     with pytest.raises(InvalidMoleculeError, match="Si") as info:
         model.energy(silicon, torch.zeros(1, 5, 3, dtype=torch.float64))
     assert info.value.reason == "unsupported_element"
-    with pytest.raises(ConfigError, match="total charge 3"):
+    with pytest.raises(InvalidMoleculeError, match="total charge 3") as info:
         model.energy(AtomicSystem(atomic_numbers=system.atomic_numbers, charge=3), pos)
+    assert info.value.reason == "unsupported_charge"
     no_chlorine = GNNEnergy(checkpoint=GNNCheckpoint(
         hparams=HP, state_dict=_random_model().state_dict(), elements=(1, 6, 7, 8), charge_range=(0, 0)))
     with pytest.raises(InvalidMoleculeError, match="Cl"):
         no_chlorine.energy(system, pos)
-    with pytest.raises(ConfigError, match="total charge -1"):
+    with pytest.raises(InvalidMoleculeError, match="total charge -1"):
         no_chlorine.energy(AtomicSystem(atomic_numbers=torch.tensor([8, 1]), charge=-1),
                            torch.tensor([[[0.0, 0.0, 0.0], [0.97, 0.0, 0.0]]], dtype=torch.float64))
 

@@ -69,3 +69,16 @@ def test_penalized_energy_adds_and_propagates_failures():
     assert torch.allclose(result.forces[:2], base.forces[:2] + extra.forces[:2])
     assert extra.energy[1] > 0 and extra.energy[0] == 0
     assert len(result.failure_reasons) == 1
+
+
+def test_penalized_energy_passes_on_its_base_energys_refusals(tmp_path):
+    from molecular_helpers import write_tiny_gnn_checkpoint
+
+    from adjoint_sampling.core.errors import InvalidMoleculeError
+    from adjoint_sampling.energy.gnn import GNNEnergy
+
+    penalized = PenalizedEnergy(GNNEnergy(checkpoint_path=write_tiny_gnn_checkpoint(tmp_path / "gnn.pt")))
+    penalized.check_system(atomic_system(parse_smiles("CCO")))  # accepted
+    with pytest.raises(InvalidMoleculeError) as info:
+        penalized.check_system(atomic_system(parse_smiles("[NH3+]CC[NH3+]")))
+    assert info.value.reason == "unsupported_charge"

@@ -154,3 +154,38 @@ def test_job_builder_reads_yaml_section_and_refuses_bad_values():
         build_problem({"kind": "molecules", "smiles": SMILES, "temprature_k": 300})
     with pytest.raises(ConfigError, match="no usable molecule"):
         build_problem({"kind": "molecules", "smiles": ["C", "CC"]})
+    with pytest.raises(ConfigError, match="list_entries"):
+        build_problem({"kind": "molecules", "smiles": SMILES, "list_entries": 0})
+
+
+def test_list_entries_keeps_the_rest_of_the_shuffled_list_out_of_training():
+    import random
+
+    smiles = ["C", "CC", *SMILES, "CCCCCCO", "OCCOCCO"]
+    order = list(smiles)
+    random.Random(0).shuffle(order)
+    problem = build_problem({"kind": "molecules", "mode": "torsional", "smiles": smiles, "shuffle_seed": 0,
+                             "list_entries": 4, "max_molecules": None})
+    # The first four shuffled entries, less those without a torsion: never a molecule from past them.
+    kept = [r.smiles for r in problem.records]
+    assert kept == [s for s in order[:4] if s not in ("C", "CC")]
+    assert problem.describe()["params"]["list_entries"] == 4
+
+
+def test_molecules_the_energy_refuses_are_dropped_before_training(tmp_path, caplog):
+    """A GNN potential's element and charge range filter the training list up front (no mid-run stop)."""
+    import logging
+
+    from molecular_helpers import write_tiny_gnn_checkpoint
+
+    gnn = write_tiny_gnn_checkpoint(tmp_path / "gnn.pt")  # H C N O, total charge -1..1
+    smiles = ["CCCCO", "[NH3+]CCCC[NH3+]", "ClCCCCO", "N[C@@H](Cc1ccccc1)C(=O)O"]
+    spec = {"kind": "molecules", "mode": "torsional", "smiles": smiles, "shuffle_seed": None, "energy": "gnn",
+            "energy_options": {"checkpoint_path": str(gnn)}}
+    with caplog.at_level(logging.INFO, logger="adjoint_sampling.training.molecular_job"):
+        problem = build_problem(spec)
+    assert [r.smiles for r in problem.records] == [smiles[0], smiles[3]]
+    assert problem.describe()["num_molecules"] == 2
+    assert "unsupported_charge" in caplog.text and "unsupported_element" in caplog.text
+    with pytest.raises(ConfigError, match="supports no molecule"):
+        build_problem({**spec, "smiles": ["ClCCCCO"]})
