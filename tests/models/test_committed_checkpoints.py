@@ -18,7 +18,9 @@ GNN_CHECKPOINTS = sorted([REPO_ROOT / "models" / "shipped" / "energy.pt", *(REPO
 CHECKPOINTS = sorted(
     p for p in [*(REPO_ROOT / "models").rglob("*.pt"), *(REPO_ROOT / "benchmarks" / "synthetic" / "models").rglob("*.pt")]
     if p not in GNN_CHECKPOINTS and not p.relative_to(REPO_ROOT).as_posix().startswith(ENERGY_DIRS)
+    and "train_state" not in p.parts
 )
+SAMPLER_RUNS = sorted(p.parent.parent for p in (REPO_ROOT / "models" / "archive").glob("*/train_state/latest.json"))
 
 
 def test_the_shipped_and_archived_models_are_found():
@@ -59,3 +61,22 @@ def test_committed_gnn_train_states_resume_their_configs(path):
     config = fit_config_from_dict(state["config"])
     GNNPotential(GNNHParams.from_dict(config.hparams)).load_state_dict(state["model"])
     assert 0 < state["step"] <= config.steps
+
+
+@pytest.mark.parametrize("run_dir", SAMPLER_RUNS, ids=lambda p: p.relative_to(REPO_ROOT).as_posix())
+def test_archived_sampler_runs_can_resume(run_dir):
+    """An archived training run (copied back to a run directory, it resumes): its latest state is
+    complete, its config parses, and the saved controller weights fit the controller that config builds."""
+    import json
+
+    from adjoint_sampling.training.config import load_job_config
+
+    tag = json.loads((run_dir / "train_state" / "latest.json").read_text())["tag"]
+    shared = torch.load(run_dir / "train_state" / tag / "shared.pt", map_location="cpu", weights_only=False)
+    rank0 = torch.load(run_dir / "train_state" / tag / "rank0.pt", map_location="cpu", weights_only=False)
+    config = load_job_config(run_dir / "config.yaml")
+    assert shared["counters"]["iteration"] == config.trainer.iterations and len(rank0["buffer"]) > 0
+    trained = load_model_checkpoint(run_dir / "model.pt")
+    controller = trained.build_controller()
+    controller.load_state_dict(shared["controller"])
+    assert config.controller.name == trained.controller_name
