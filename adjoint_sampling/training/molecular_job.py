@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from adjoint_sampling.chemistry.graph import ELEMENTS
-from adjoint_sampling.core.errors import ConfigError, InvalidMoleculeError
+from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.penalty import BondStructurePenalty, PenalizedEnergy
 from adjoint_sampling.energy.registry import build_energy
 from adjoint_sampling.problems.molecular.base import MODES
 from adjoint_sampling.problems.molecular.cartesian import CartesianMoleculeProblem
-from adjoint_sampling.problems.molecular.dataset import (
-    DEFAULT_TRAIN_SMILES,
-    MoleculeRecord,
-    prepare_molecules,
-    read_smiles_file,
-)
+from adjoint_sampling.problems.molecular.dataset import DEFAULT_TRAIN_SMILES, prepare_molecules, read_smiles_file
 from adjoint_sampling.problems.molecular.torsional import TorsionalMoleculeProblem
 from adjoint_sampling.training.config import parse_dataclass
 from adjoint_sampling.training.jobs import register_problem
@@ -113,24 +107,6 @@ def energy_from_description(description: dict[str, Any]) -> EnergyModel:
     return base
 
 
-def supported_records(records: list[MoleculeRecord], energy: EnergyModel) -> list[MoleculeRecord]:
-    """The records whose molecule ``energy`` accepts (``check_system``), in order; the others are
-    dropped before training and counted by reason in the log (for example a total charge outside a
-    GNN potential's range), so that no refusal can stop a run half-way."""
-    kept: list[MoleculeRecord] = []
-    refused: Counter[str] = Counter()
-    for record in records:
-        try:
-            energy.check_system(record.system)
-        except InvalidMoleculeError as exc:
-            refused[exc.reason] += 1
-            continue
-        kept.append(record)
-    if refused:
-        log.info("the %s energy refuses %d molecules: %s", energy.name, sum(refused.values()), dict(refused))
-    return kept
-
-
 @register_problem("molecules")
 def build_molecular_problem(spec: dict[str, Any]) -> TorsionalMoleculeProblem | CartesianMoleculeProblem:
     """Build the molecular problem of a ``problem:`` section (``ConfigError`` if it is invalid)."""
@@ -140,23 +116,21 @@ def build_molecular_problem(spec: dict[str, Any]) -> TorsionalMoleculeProblem | 
         random.Random(params.shuffle_seed).shuffle(smiles)
     if params.list_entries is not None:
         smiles = smiles[: params.list_entries]
+    description: dict[str, Any] = {
+        "energy": params.energy, "energy_options": dict(params.energy_options),
+        "elements": list(ELEMENTS), "local_structure": LOCAL_STRUCTURE_RECIPE,
+        "max_atoms": params.max_atoms, "bond_penalty": dict(params.bond_penalty), "params": asdict(params),
+    }
+    energy = energy_from_description({**description, "mode": params.mode})
+    # Molecules the energy refuses (say a total charge outside a GNN potential's range) are dropped
+    # here, counted by reason, so that no refusal can stop a run half-way.
     records = prepare_molecules(
         smiles, seed=params.local_structure_seed, max_atoms=params.max_atoms,
         min_torsions=params.min_torsions if params.mode == "torsional" else 0,
-        max_torsions=params.max_torsions, limit=params.max_molecules,
+        max_torsions=params.max_torsions, limit=params.max_molecules, accept=energy.check_system,
     )
     if not records:
         raise ConfigError("config.problem: no usable molecule in the SMILES list")
-    description = {
-        "energy": params.energy, "energy_options": dict(params.energy_options),
-        "elements": list(ELEMENTS), "local_structure": LOCAL_STRUCTURE_RECIPE,
-        "max_atoms": params.max_atoms, "bond_penalty": dict(params.bond_penalty),
-        "num_molecules": len(records), "params": asdict(params),
-    }
-    energy = energy_from_description({**description, "mode": params.mode})
-    records = supported_records(records, energy)
-    if not records:
-        raise ConfigError(f"config.problem: the {params.energy} energy supports no molecule of the list")
     description["num_molecules"] = len(records)
     cls = TorsionalMoleculeProblem if params.mode == "torsional" else CartesianMoleculeProblem
     return cls(records, energy, params.temperature_k, samples_per_molecule=params.samples_per_molecule,

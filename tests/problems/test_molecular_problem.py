@@ -182,10 +182,16 @@ def test_molecules_the_energy_refuses_are_dropped_before_training(tmp_path, capl
     smiles = ["CCCCO", "[NH3+]CCCC[NH3+]", "ClCCCCO", "N[C@@H](Cc1ccccc1)C(=O)O"]
     spec = {"kind": "molecules", "mode": "torsional", "smiles": smiles, "shuffle_seed": None, "energy": "gnn",
             "energy_options": {"checkpoint_path": str(gnn)}}
-    with caplog.at_level(logging.INFO, logger="adjoint_sampling.training.molecular_job"):
+    with caplog.at_level(logging.INFO, logger="adjoint_sampling.problems.molecular.dataset"):
         problem = build_problem(spec)
     assert [r.smiles for r in problem.records] == [smiles[0], smiles[3]]
     assert problem.describe()["num_molecules"] == 2
     assert "unsupported_charge" in caplog.text and "unsupported_element" in caplog.text
-    with pytest.raises(ConfigError, match="supports no molecule"):
-        build_problem({**spec, "smiles": ["ClCCCCO"]})
+    # Refused molecules do not count towards max_molecules: the next usable one takes their place.
+    limited = build_problem({**spec, "max_molecules": 2})
+    assert [r.smiles for r in limited.records] == [smiles[0], smiles[3]]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="adjoint_sampling.problems.molecular.dataset"):
+        with pytest.raises(ConfigError, match="no usable molecule"):
+            build_problem({**spec, "smiles": ["ClCCCCO"]})
+    assert "unsupported_element" in caplog.text

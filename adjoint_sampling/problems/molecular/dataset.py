@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,11 +135,14 @@ def prepare_molecules(
     min_torsions: int = 0,
     max_torsions: int | None = None,
     limit: int | None = None,
+    accept: Callable[[AtomicSystem], None] | None = None,
 ) -> list[MoleculeRecord]:
     """Records of the usable molecules of ``smiles``, in input order, at most ``limit`` of them.
 
-    Molecules that fail parsing or embedding, or fall outside the atom / torsion limits, are
-    skipped; the counts per reason are logged.
+    Molecules that fail parsing or embedding, fall outside the atom / torsion limits, or that
+    ``accept`` refuses (it raises ``InvalidMoleculeError``; for example an energy backend's
+    ``check_system``) are skipped, before they count towards ``limit``; the counts per reason
+    are logged.
     """
     records: list[MoleculeRecord] = []
     skipped: Counter[str] = Counter()
@@ -157,6 +160,12 @@ def prepare_molecules(
         if max_torsions is not None and record.num_torsions > max_torsions:
             skipped["too_many_torsions"] += 1
             continue
+        if accept is not None:
+            try:
+                accept(record.system)
+            except InvalidMoleculeError as exc:
+                skipped[exc.reason] += 1
+                continue
         records.append(record)
     log.info("prepared %d molecules; skipped %s", len(records), dict(skipped) or "none")
     return records
