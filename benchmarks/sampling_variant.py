@@ -24,7 +24,8 @@ from adjoint_sampling.sde.time_grids import GRID_KINDS, time_grid
 
 __all__ = ["write_sampling_variant"]
 
-SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step", "output_energy")
+SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step",
+            "clash_repair_steps", "output_energy")
 
 
 def write_sampling_variant(source: str | Path, target: str | Path, **changes: Any) -> None:
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-steps", type=int)
     parser.add_argument("--descent-steps", type=int)
     parser.add_argument("--descent-step", type=float)
+    parser.add_argument("--clash-repair-steps", type=int,
+                        help="torsional models: repulsion steps on samples with a close contact (0: none)")
     parser.add_argument("--output-energy", choices=ENERGY_BACKENDS,
                         help="backend of the energies reported for unrelaxed conformers (the shipped model: mmff)")
     args = parser.parse_args(argv)

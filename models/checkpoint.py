@@ -65,6 +65,9 @@ class ModelCheckpoint:
         descent_steps / descent_step: ``adjoint_sampling`` only: after the last SDE step, that many
             noise-free steps along the control at t = 1 (a learned gradient descent on the energy,
             ``sde.integrate.descend``) of that size in ``nu`` units (0: none). Training never uses it.
+        clash_repair_steps: torsional models only: at most that many torsional repulsion steps on each
+            sample with a close non-bonded contact (``chemistry.clash_repair``; 0: none, as in
+            checkpoints without it). Training never uses it.
         format_version: checkpoint layout version.
     """
 
@@ -89,6 +92,7 @@ class ModelCheckpoint:
     quiet_steps: int = 0
     descent_steps: int = 0
     descent_step: float = 0.0
+    clash_repair_steps: int = 0
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -107,6 +111,8 @@ class ModelCheckpoint:
                 self.descent_steps and (self.kind != "adjoint_sampling" or not self.descent_step > 0)):
             raise CheckpointError(f"descent_steps {self.descent_steps!r} / descent_step {self.descent_step!r}: "
                                   "an adjoint_sampling checkpoint takes steps >= 0 of a size > 0")
+        if int(self.clash_repair_steps) < 0 or (self.clash_repair_steps and self.problem.get("mode") != "torsional"):
+            raise CheckpointError(f"clash_repair_steps {self.clash_repair_steps!r}: a torsional model takes steps >= 0")
 
     def build_controller(self) -> nn.Module:
         """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""

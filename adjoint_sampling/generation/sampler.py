@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from adjoint_sampling.chemistry.clash_repair import ClashRepair
 from adjoint_sampling.chemistry.embedding import local_structure
 from adjoint_sampling.chemistry.parsing import ParsedMolecule, require_elements
 from adjoint_sampling.chemistry.stereo import unspecified_stereoisomers
@@ -246,13 +247,17 @@ class Sampler(ConformerPipeline):
     def _integrate(self, plan: list[tuple[MoleculeRecord, int]], generator: torch.Generator, make_batch) -> np.ndarray:
         """Samples ``(sum n, N, 3)`` for a plan of ``(record, n)`` sharing one molecule, in plan order.
 
-        The records are integrated together, in batches of ``sample_batch_size`` systems.
+        The records are integrated together, in batches of ``sample_batch_size`` systems. A torsional
+        checkpoint with ``clash_repair_steps`` repairs the samples with a close contact
+        (:class:`~adjoint_sampling.chemistry.clash_repair.ClashRepair`).
         """
         records = [rec for rec, _ in plan]
         keys = [i for i, (_, n) in enumerate(plan) for _ in range(n)]
         num_atoms = records[0].num_atoms
         if self.mode == "torsional" and records[0].num_torsions == 0:
             return torch.stack([records[k].local_positions for k in keys]).to(torch.float64).numpy()
+        steps = self.checkpoint.clash_repair_steps if self.mode == "torsional" else 0
+        repair = ClashRepair(records[0].parsed.mol, records[0].topology) if steps else None
         out = []
         for start in range(0, len(keys), self.sample_batch_size):
             chunk = keys[start:start + self.sample_batch_size]
@@ -260,7 +265,8 @@ class Sampler(ConformerPipeline):
             with torch.no_grad():
                 x1 = self._terminal(batch, generator)
                 pos = batch.context.positions(x1.to(torch.float64) if self.mode == "torsional" else x1)
-            out.append(pos.to(torch.float64).reshape(len(chunk), num_atoms, 3))
+            pos = pos.to(torch.float64).reshape(len(chunk), num_atoms, 3)
+            out.append(repair.repair(pos, steps)[0] if repair is not None else pos)
         return torch.cat(out).numpy()
 
     def _terminal(self, batch: SystemBatch, generator: torch.Generator) -> Tensor:

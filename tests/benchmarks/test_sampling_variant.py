@@ -14,9 +14,10 @@ SHIPPED = REPO_ROOT / "models" / "shipped" / "default.pt"
 def test_variant_keeps_the_weights_and_changes_only_the_settings(tmp_path):
     target = tmp_path / "d3.pt"
     assert main([str(SHIPPED), str(target), "--descent-steps", "3", "--descent-step", "0.02", "--quiet-steps", "1",
-                 "--output-energy", "xtb"]) == 0
+                 "--output-energy", "xtb", "--clash-repair-steps", "20"]) == 0
     source, variant = load_model_checkpoint(SHIPPED), load_model_checkpoint(target)
     assert (variant.descent_steps, variant.descent_step, variant.quiet_steps) == (3, 0.02, 1)
+    assert variant.clash_repair_steps == 20
     assert source.output_energy == "mmff" and variant.output_energy == "xtb"
     assert variant.sde_steps == source.sde_steps and variant.grid_kind == source.grid_kind
     assert all(torch.equal(variant.state_dict[k], v) for k, v in source.state_dict.items())
@@ -28,5 +29,7 @@ def test_refused_settings_give_a_one_line_error(tmp_path, capsys):
     assert "quiet_steps" in capsys.readouterr().err and not target.exists()
     assert main([str(SHIPPED), str(target), "--descent-steps", "2", "--descent-step", "0"]) == 2  # no step size
     assert "descent" in capsys.readouterr().err
+    assert main([str(SHIPPED), str(target), "--clash-repair-steps", "-1"]) == 2
+    assert "clash_repair_steps" in capsys.readouterr().err and not target.exists()
     assert main([str(tmp_path / "missing.pt"), str(target)]) == 2
     assert "not found" in capsys.readouterr().err
