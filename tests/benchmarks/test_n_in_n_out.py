@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 
 from adjoint_sampling.benchmarks.n_in_n_out import main, measure
+from adjoint_sampling.benchmarks.sampling_variant import write_sampling_variant
 from adjoint_sampling.generation.loading import SHIPPED_MODEL_PATH
 
 PEPTIDE = "C[C@H](N)C(=O)N[C@@H](Cc1ccccc1)C(=O)N[C@@H](CC(C)C)C(=O)N[C@@H](CCCCN)C(=O)NCC(=O)O"
 
 
-def test_replacing_draws_returns_n_and_the_totals_add_up():
-    result = measure(str(SHIPPED_MODEL_PATH), [PEPTIDE, "CCO", "C[Se]C"], n=12, seed=0, relax="none")
+def test_replacing_draws_returns_n_and_the_totals_add_up(tmp_path):
+    unrepaired = tmp_path / "unrepaired.pt"  # the shipped weights without the clash repair: draws fail
+    write_sampling_variant(SHIPPED_MODEL_PATH, unrepaired, clash_repair_steps=0)
+    result = measure(str(unrepaired), [PEPTIDE, "CCO", "C[Se]C"], n=12, seed=0, relax="none")
     once, replaced = result["totals"]["x1"], result["totals"]["x4"]
     assert once["molecules"] == replaced["molecules"] == 2  # the selenium molecule is refused, not counted
     assert result["molecules"][2]["x1"] == {"error": "unsupported_element"}
