@@ -1,5 +1,5 @@
 """Inference cost of torsional controller sizes: CPU seconds per conformer of the shipped sampling
-settings (SDE steps, descent steps) with untrained controllers of other hyper-parameters, for
+settings (SDE steps, descent steps, clash repair) with untrained controllers of other hyper-parameters, for
 sizing a controller by measurement before training it.
 
     OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.controller_speed --out runs/controller_speed.json \\
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,6 @@ from adjoint_sampling.problems.molecular.torsional import torsional_batch
 
 __all__ = ["controller_seconds_per_conformer"]
 
-log = logging.getLogger(__name__)
-
 DEFAULT_SMILES = "CC(C)Cc1ccc(cc1)C(C)C(=O)NCCc1ccc(O)cc1"
 """A drug-like test molecule: 45 atoms (21 heavy), 8 rotatable bonds."""
 
@@ -46,7 +43,8 @@ def controller_seconds_per_conformer(
     torsions of ``smiles`` with the checkpoint's sampling settings and a random-weight controller
     whose hyper-parameters are the checkpoint's updated by ``overrides``.
 
-    Local structures (RDKit) are built once beforehand and not counted. Returns the
+    Local structures (RDKit) are built once beforehand and not counted (hence the sampler's
+    ``_integrate`` over a prepared plan rather than ``sample_positions``). Returns the
     hyper-parameters, the parameter count and the time.
     """
     base = load_model_checkpoint(checkpoint_path)
