@@ -28,7 +28,6 @@ from adjoint_sampling.generation.shipped import SHIPPED_MODEL_PATH
 from adjoint_sampling.generation.types import GenerationRequest
 from adjoint_sampling.models.checkpoint import load_model_checkpoint
 from adjoint_sampling.models.registry import build_controller
-from adjoint_sampling.problems.molecular.torsional import torsional_batch
 
 __all__ = ["controller_seconds_per_conformer"]
 
@@ -43,8 +42,8 @@ def controller_seconds_per_conformer(
     torsions of ``smiles`` with the checkpoint's sampling settings and a random-weight controller
     whose hyper-parameters are the checkpoint's updated by ``overrides``.
 
-    Local structures (RDKit) are built once beforehand and not counted (hence the sampler's
-    ``_integrate`` over a prepared plan rather than ``sample_positions``). Returns the
+    Local structures (RDKit) are built once beforehand and not counted (``Sampler.sample_plan`` of
+    a prepared plan). Returns the
     hyper-parameters, the parameter count and the time.
     """
     base = load_model_checkpoint(checkpoint_path)
@@ -54,12 +53,11 @@ def controller_seconds_per_conformer(
     sampler = Sampler(checkpoint, controller, "controller-speed")
     request = GenerationRequest(smiles=smiles, num_conformers=num_conformers, seed=0)
     plan = sampler.local_structure_plan(sampler.prepare(request), num_conformers, 0)
-    generator = torch.Generator().manual_seed(0)
-    sampler._integrate(plan, generator, torsional_batch)  # warm-up
+    sampler.sample_plan(plan, seed=0)  # warm-up
     best = float("inf")
-    for _ in range(repeats):
+    for repeat in range(repeats):
         start = time.process_time()
-        sampler._integrate(plan, generator, torsional_batch)
+        sampler.sample_plan(plan, seed=1 + repeat)
         best = min(best, time.process_time() - start)
     return {
         "hparams": {k: v for k, v in hparams.items() if k not in ("num_atom_features", "num_bond_features")},

@@ -238,11 +238,15 @@ class Sampler(ConformerPipeline):
 
         Torsional mode spreads the samples over :meth:`local_structure_plan`.
         """
-        generator = torch.Generator().manual_seed(int(seed))
         if self.mode != "torsional":
-            return self._integrate([(record, num)], generator, cartesian_batch)
-        plan = [(rec, n) for rec, n in self.local_structure_plan(record, num, seed) if n > 0]
-        return self._integrate(plan, generator, torsional_batch)
+            return self._integrate([(record, num)], torch.Generator().manual_seed(int(seed)), cartesian_batch)
+        return self.sample_plan(self.local_structure_plan(record, num, seed), seed)
+
+    def sample_plan(self, plan: list[tuple[MoleculeRecord, int]], seed: int) -> np.ndarray:
+        """Raw torsional samples ``(sum n, N, 3)`` float64 angstrom of a prepared
+        :meth:`local_structure_plan` (no RDKit work), deterministic in ``seed``."""
+        generator = torch.Generator().manual_seed(int(seed))
+        return self._integrate([(rec, n) for rec, n in plan if n > 0], generator, torsional_batch)
 
     def _integrate(self, plan: list[tuple[MoleculeRecord, int]], generator: torch.Generator, make_batch) -> np.ndarray:
         """Samples ``(sum n, N, 3)`` for a plan of ``(record, n)`` sharing one molecule, in plan order.
@@ -256,7 +260,7 @@ class Sampler(ConformerPipeline):
         num_atoms = records[0].num_atoms
         if self.mode == "torsional" and records[0].num_torsions == 0:
             return torch.stack([records[k].local_positions for k in keys]).to(torch.float64).numpy()
-        steps = self.checkpoint.clash_repair_steps if self.mode == "torsional" else 0
+        steps = self.checkpoint.clash_repair_steps  # torsional checkpoints only (ModelCheckpoint checks)
         repair = ClashRepair(records[0].parsed.mol, records[0].topology) if steps else None
         out = []
         for start in range(0, len(keys), self.sample_batch_size):
