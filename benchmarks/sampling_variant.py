@@ -25,7 +25,7 @@ from adjoint_sampling.sde.time_grids import GRID_KINDS, time_grid
 __all__ = ["write_sampling_variant"]
 
 SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step",
-            "clash_repair_steps", "output_energy")
+            "clash_repair_steps", "polish_steps", "polish_step", "polish_energy", "output_energy")
 
 
 def write_sampling_variant(source: str | Path, target: str | Path, **changes: Any) -> None:
@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--descent-step", type=float)
     parser.add_argument("--clash-repair-steps", type=int,
                         help="torsional models: repulsion steps on samples with a close contact (0: none)")
+    parser.add_argument("--polish-steps", type=int,
+                        help="torsional models: monotone torsion-space descent steps on --polish-energy (0: none)")
+    parser.add_argument("--polish-step", type=float, help="initial polish step, rad per kcal/mol/rad")
+    parser.add_argument("--polish-energy", choices=ENERGY_BACKENDS, help="backend of the polish (default mmff)")
     parser.add_argument("--output-energy", choices=ENERGY_BACKENDS,
                         help="backend of the energies reported for unrelaxed conformers (the shipped model: mmff)")
     args = parser.parse_args(argv)

@@ -68,6 +68,11 @@ class ModelCheckpoint:
         clash_repair_steps: torsional models only: at most that many torsional repulsion steps on each
             sample with a close non-bonded contact (``chemistry.clash_repair``; 0: none, as in
             checkpoints without it). Training never uses it.
+        polish_steps / polish_step / polish_energy: torsional models only: after the SDE (and before
+            the clash repair), at most that many monotone torsion-space descent steps of initial size
+            ``polish_step`` (rad per kcal/mol/rad) on the backend ``polish_energy``
+            (``energy.torsional_descent``; 0 steps: none, as in checkpoints without it). Training
+            never uses it.
         format_version: checkpoint layout version.
     """
 
@@ -93,6 +98,9 @@ class ModelCheckpoint:
     descent_steps: int = 0
     descent_step: float = 0.0
     clash_repair_steps: int = 0
+    polish_steps: int = 0
+    polish_step: float = 0.01
+    polish_energy: str = "mmff"
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -113,6 +121,10 @@ class ModelCheckpoint:
                                   "an adjoint_sampling checkpoint takes steps >= 0 of a size > 0")
         if int(self.clash_repair_steps) < 0 or (self.clash_repair_steps and self.problem.get("mode") != "torsional"):
             raise CheckpointError(f"clash_repair_steps {self.clash_repair_steps!r}: a torsional model takes steps >= 0")
+        if int(self.polish_steps) < 0 or not float(self.polish_step) > 0 or not self.polish_energy or (
+                self.polish_steps and self.problem.get("mode") != "torsional"):
+            raise CheckpointError(f"polish_steps {self.polish_steps!r} / polish_step {self.polish_step!r} / polish_energy "
+                                  f"{self.polish_energy!r}: a torsional model takes steps >= 0 of a size > 0 on a named backend")
 
     def build_controller(self) -> nn.Module:
         """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""

@@ -8,6 +8,25 @@ from typing import Any
 TINY_SMILES = ["CCCCO", "N[C@@H](Cc1ccccc1)C(=O)O"]
 
 
+def random_torsion_conformers(smiles: str, num: int, seed: int = 0):
+    """``(parsed molecule, torsion topology, positions (num, N, 3) float64 A)``: the molecule's local
+    structure (RDKit, seed 0) with uniformly random torsions."""
+    import math
+
+    import torch
+
+    from adjoint_sampling.chemistry.embedding import local_structure
+    from adjoint_sampling.chemistry.parsing import parse_smiles
+    from adjoint_sampling.chemistry.torsions import find_torsions, set_torsions
+
+    parsed = parse_smiles(smiles)
+    topology = find_torsions(parsed.mol)
+    local = local_structure(parsed, seed=0).to(torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    angles = (torch.rand((num, topology.num_torsions), generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
+    return parsed, topology, set_torsions(local, topology, angles)
+
+
 def tiny_job(mode: str = "torsional", iterations: int = 2, run_dir: Path | None = None) -> dict[str, Any]:
     """A job config dict (as read from YAML) training on two small molecules for a few seconds."""
     controller = (

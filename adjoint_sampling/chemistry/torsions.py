@@ -167,6 +167,26 @@ def set_torsions(pos: torch.Tensor, topology: TorsionTopology, angles: torch.Ten
     return pos
 
 
+def rotate_torsions(pos: torch.Tensor, topology: TorsionTopology, deltas: torch.Tensor) -> torch.Tensor:
+    """Return positions ``(B, N, 3)`` with each torsion of ``pos`` ``(B, N, 3)`` changed by ``deltas``
+    ``(B, m)`` radians: the same result as ``set_torsions(pos, topology, dihedral_angles(pos) + deltas)``
+    (a rigid rotation of one side of a bond changes no other dihedral of the topology), but it rotates
+    only the moving atoms and computes no dihedral, so it is cheaper in a loop of small steps.
+    Not differentiable (in-place updates).
+    """
+    if deltas.shape != (pos.shape[0], topology.num_torsions):
+        raise ValueError(f"deltas must be (B, {topology.num_torsions}) for {pos.shape[0]} conformers, "
+                         f"got {tuple(deltas.shape)}")
+    pos = pos.to(deltas.dtype).clone()
+    for k in range(topology.num_torsions):
+        moving = torch.nonzero(topology.moving_mask[k]).flatten().to(pos.device)
+        b = pos[:, topology.torsion_atoms[k, 1]]
+        c = pos[:, topology.torsion_atoms[k, 2]]
+        axis = (c - b) / (c - b).norm(dim=-1, keepdim=True)
+        pos[:, moving] = _rotate_about_axis(pos[:, moving], c, axis, deltas[:, k])
+    return pos
+
+
 def torsion_gradient(pos: torch.Tensor, forces: torch.Tensor, topology: TorsionTopology) -> torch.Tensor:
     """dE/dtheta ``(B, m)`` from Cartesian ``forces`` ``(B, N, 3)`` at ``pos`` ``(B, N, 3)``.
 

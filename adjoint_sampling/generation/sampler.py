@@ -29,8 +29,10 @@ from adjoint_sampling.core.atomic_system import AtomicSystem
 from adjoint_sampling.core.errors import AdjointSamplingError, CheckpointError, ConfigError, InvalidMoleculeError
 from adjoint_sampling.core.version import __version__
 from adjoint_sampling.energy.base import EnergyModel
-from adjoint_sampling.energy.registry import build_energy
+from adjoint_sampling.energy.registry import ENERGY_BACKENDS, build_energy
+from adjoint_sampling.energy.torsional_descent import torsional_descent
 from adjoint_sampling.generation.pipeline import ConformerPipeline, Draw
+from adjoint_sampling.generation.shipped import load_energy_model
 from adjoint_sampling.generation.types import GenerationRequest
 from adjoint_sampling.method.control_window import windowed_control
 from adjoint_sampling.method.flow_sampling import sample_flow
@@ -91,6 +93,7 @@ class Sampler(ConformerPipeline):
     base_velocity: nn.Module | None = None
     schedule: NoiseSchedule = field(init=False)
     grid: Tensor = field(init=False)
+    _polish: EnergyModel | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         problem = self.checkpoint.problem
@@ -102,6 +105,9 @@ class Sampler(ConformerPipeline):
                                   f"it has {self.checkpoint.schedule_kind!r}")
         if self.checkpoint.kind == "adjoint_matching" and self.base_velocity is None:
             raise CheckpointError("an adjoint_matching checkpoint needs its base flow (Sampler.from_checkpoint loads it)")
+        if self.checkpoint.polish_steps and self.checkpoint.polish_energy not in ENERGY_BACKENDS:
+            raise CheckpointError(f"polish_energy {self.checkpoint.polish_energy!r} is not an energy backend; "
+                                  f"choose one of {', '.join(ENERGY_BACKENDS)}")
         if self.sde_steps is not None and self.sde_steps < 1:
             raise ConfigError(f"sde_steps must be >= 1, got {self.sde_steps}")
         if self.sde_steps is not None:
@@ -153,6 +159,21 @@ class Sampler(ConformerPipeline):
             options = dict(desc.get("energy_options", {})) if name == desc["energy"] else {}
             self.energy = build_energy(name, **options)
         return self.energy
+
+    def polish_model(self) -> EnergyModel:
+        """The backend of the checkpoint's torsional polish (``polish_energy``): the reported-energy
+        backend when it is the same one; ``gnn``: the GNN potential of ``relax="gnn"``
+        (:func:`~adjoint_sampling.generation.shipped.load_energy_model`); else built once."""
+        name = self.checkpoint.polish_energy
+        if self._polish is None:
+            reported = self.energy_model()
+            if reported.name == name:
+                self._polish = reported
+            elif name == "gnn":
+                self._polish = load_energy_model()
+            else:
+                self._polish = build_energy(name)
+        return self._polish
 
     @property
     def reuses_draws(self) -> bool:
@@ -252,7 +273,9 @@ class Sampler(ConformerPipeline):
         """Samples ``(sum n, N, 3)`` for a plan of ``(record, n)`` sharing one molecule, in plan order.
 
         The records are integrated together, in batches of ``sample_batch_size`` systems. A torsional
-        checkpoint with ``clash_repair_steps`` repairs the samples with a close contact
+        checkpoint with ``polish_steps`` then descends on its ``polish_energy`` in torsion space
+        (:func:`~adjoint_sampling.energy.torsional_descent.torsional_descent`), and one with
+        ``clash_repair_steps`` repairs the samples with a close contact
         (:class:`~adjoint_sampling.chemistry.clash_repair.ClashRepair`).
         """
         records = [rec for rec, _ in plan]
@@ -262,6 +285,7 @@ class Sampler(ConformerPipeline):
             return torch.stack([records[k].local_positions for k in keys]).to(torch.float64).numpy()
         steps = self.checkpoint.clash_repair_steps  # torsional checkpoints only (ModelCheckpoint checks)
         repair = ClashRepair(records[0].parsed.mol, records[0].topology) if steps else None
+        polish_steps = self.checkpoint.polish_steps if self.mode == "torsional" else 0
         out = []
         for start in range(0, len(keys), self.sample_batch_size):
             chunk = keys[start:start + self.sample_batch_size]
@@ -270,6 +294,13 @@ class Sampler(ConformerPipeline):
                 x1 = self._terminal(batch, generator)
                 pos = batch.context.positions(x1.to(torch.float64) if self.mode == "torsional" else x1)
             pos = pos.to(torch.float64).reshape(len(chunk), num_atoms, 3)
+            if polish_steps:
+                try:
+                    pos = torsional_descent(self.polish_model(), records[0].system, pos, records[0].topology,
+                                            polish_steps, self.checkpoint.polish_step).positions
+                except AdjointSamplingError as exc:  # e.g. no MMFF94 parameters: the samples stay unpolished
+                    log.warning("no torsional polish for %s: %s", records[0].smiles, exc)
+                    polish_steps = 0
             out.append(repair.repair(pos, steps)[0] if repair is not None else pos)
         return torch.cat(out).numpy()
 

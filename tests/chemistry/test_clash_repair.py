@@ -3,30 +3,26 @@ with torsion changes only, leaves passing ones untouched, and commutes with rigi
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 import torch
+from molecular_helpers import random_torsion_conformers
 from rdkit import Chem
 
 from adjoint_sampling.chemistry.checks import check_conformers
 from adjoint_sampling.chemistry.clash_repair import ClashRepair
 from adjoint_sampling.chemistry.embedding import local_structure
 from adjoint_sampling.chemistry.parsing import parse_smiles
-from adjoint_sampling.chemistry.torsions import find_torsions, set_torsions
+from adjoint_sampling.chemistry.torsions import find_torsions
 
 FLEXIBLE = "CCCCCCC(=O)NCCCCOCCCC(=O)O"  # long chains: random torsions often fold onto themselves
 
 
 @pytest.fixture(scope="module")
 def random_conformers():
-    parsed = parse_smiles(FLEXIBLE)
-    topology = find_torsions(parsed.mol)
-    local = local_structure(parsed, seed=0).to(torch.float64)
-    gen = torch.Generator().manual_seed(0)
-    angles = (torch.rand((400, topology.num_torsions), generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
-    return parsed.mol, topology, set_torsions(local, topology, angles)
+    parsed, topology, pos = random_torsion_conformers(FLEXIBLE, 400)
+    return parsed.mol, topology, pos
 
 
 def _failing(mol: Chem.Mol, pos: torch.Tensor) -> np.ndarray:

@@ -15,7 +15,13 @@ from adjoint_sampling.chemistry.checks import check_conformers, chirality_signs
 from adjoint_sampling.chemistry.embedding import local_structure
 from adjoint_sampling.chemistry.graph import atomic_system
 from adjoint_sampling.chemistry.parsing import parse_smiles
-from adjoint_sampling.chemistry.torsions import dihedral_angles, find_torsions, set_torsions, torsion_gradient
+from adjoint_sampling.chemistry.torsions import (
+    dihedral_angles,
+    find_torsions,
+    rotate_torsions,
+    set_torsions,
+    torsion_gradient,
+)
 from adjoint_sampling.core.errors import InvalidMoleculeError
 from adjoint_sampling.core.geometry import wrap_angle
 from adjoint_sampling.energy.mmff import MMFFEnergy
@@ -74,6 +80,26 @@ def test_set_torsions_gives_requested_dihedrals_as_rdkit_measures_them():
         # RDKit's acos-based dihedral is accurate to ~1e-7 rad
         assert np.allclose(wrap_angle(torch.tensor(measured) - angles[b]).numpy(), 0.0, atol=1e-6)
     assert torch.allclose(dihedral_angles(out, topology.torsion_atoms), wrap_angle(angles), atol=1e-9)
+
+
+def test_rotate_torsions_equals_set_torsions_by_the_same_change():
+    """Changing each torsion by delta in place gives what setting the dihedrals to (current + delta)
+    gives; the input is not modified."""
+    parsed = parse_smiles(IBUPROFEN_S)
+    topology = find_torsions(parsed.mol)
+    generator = torch.Generator().manual_seed(3)
+    angles = (torch.rand(6, topology.num_torsions, generator=generator, dtype=torch.float64) * 2 - 1) * math.pi
+    start = set_torsions(local_structure(parsed, seed=1), topology, angles)
+    deltas = (torch.rand(6, topology.num_torsions, generator=generator, dtype=torch.float64) * 2 - 1) * 0.5
+    kept = start.clone()
+    out = rotate_torsions(start, topology, deltas)
+    assert torch.equal(start, kept)
+    expected = set_torsions(start, topology, dihedral_angles(start, topology.torsion_atoms) + deltas)
+    assert torch.allclose(out, expected, atol=1e-10)
+    changed = dihedral_angles(out, topology.torsion_atoms) - dihedral_angles(start, topology.torsion_atoms)
+    assert torch.allclose(wrap_angle(changed), deltas, atol=1e-9)
+    with pytest.raises(ValueError, match="deltas"):
+        rotate_torsions(start, topology, deltas[:, :1])
 
 
 def test_set_torsions_keeps_bond_lengths_angles_and_chirality():

@@ -313,3 +313,63 @@ def test_clash_repair_is_carried_by_the_checkpoint_and_fixes_only_failing_draws(
         dataclasses.replace(ckpt, clash_repair_steps=-1)
     with pytest.raises(CheckpointError, match="clash_repair_steps"):
         dataclasses.replace(ckpt, clash_repair_steps=5, problem={**ckpt.problem, "mode": "cartesian"})
+
+
+def test_torsional_polish_is_carried_by_the_checkpoint_and_lowers_the_energy(checkpoint_path, sampler, tmp_path):
+    """``polish_steps``: the same SDE draws, then a monotone torsion-space descent on MMFF94: no draw
+    ends higher, most end lower, bond lengths are kept; bad settings and a Cartesian model are refused."""
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "polish.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, polish_steps=8, polish_step=0.01))
+    polishing = Sampler.from_checkpoint(path)
+    assert polishing.checkpoint.polish_steps == 8 and polishing.checkpoint.polish_energy == "mmff"
+    record = sampler.prepare(GenerationRequest("CCCCCCC(=O)NCCCCOCCCC(=O)O", num_conformers=32, seed=0))
+    plain = sampler.sample_positions(record, 32, seed=2)
+    polished = polishing.sample_positions(record, 32, seed=2)
+    mmff = MMFFEnergy()
+    e_plain = mmff.energy_and_forces(record.system, torch.from_numpy(plain)).energy
+    e_polished = mmff.energy_and_forces(record.system, torch.from_numpy(polished)).energy
+    assert (e_polished <= e_plain + 1e-9).all() and (e_polished < e_plain - 0.1).float().mean() > 0.8
+    assert np.allclose(_bond_lengths(record.parsed.mol, polished), _bond_lengths(record.parsed.mol, plain))
+    for bad in ({"polish_steps": -1}, {"polish_steps": 3, "polish_step": 0.0}, {"polish_steps": 3, "polish_energy": ""},
+                {"polish_steps": 3, "problem": {**ckpt.problem, "mode": "cartesian"}}):
+        with pytest.raises(CheckpointError, match="polish"):
+            dataclasses.replace(ckpt, **bad)
+    unknown = tmp_path / "unknown.pt"
+    save_model_checkpoint(unknown, dataclasses.replace(ckpt, polish_steps=3, polish_energy="uff"))
+    with pytest.raises(CheckpointError, match="polish_energy 'uff'"):
+        Sampler.from_checkpoint(unknown)
+
+
+def test_polish_without_parameters_for_the_molecule_leaves_the_draws_unpolished(checkpoint_path, sampler, tmp_path, caplog):
+    """MMFF94 has no parameters for this fluorophosphorane: the request is still answered, with the
+    plain draws and a logged warning."""
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "polish.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, polish_steps=5))
+    polishing = Sampler.from_checkpoint(path)
+    smiles = "CCN(CC)P1(F)(F)N(C)C(=O)N1C"
+    record = sampler.prepare(GenerationRequest(smiles, num_conformers=8, seed=0))
+    with caplog.at_level("WARNING"):
+        polished = polishing.sample_positions(record, 8, seed=1)
+    assert np.array_equal(polished, sampler.sample_positions(record, 8, seed=1))
+    assert any("no torsional polish" in r.getMessage() for r in caplog.records)
+
+
+def test_polish_on_the_gnn_potential_uses_the_shipped_energy_model(checkpoint_path, sampler, tmp_path):
+    """``polish_energy: gnn`` descends on the GNN potential of ``relax="gnn"``: its energy of the draws
+    does not rise and falls for most of them."""
+    from adjoint_sampling.generation.shipped import load_energy_model
+
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "polish_gnn.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, polish_steps=4, polish_energy="gnn"))
+    polishing = Sampler.from_checkpoint(path)
+    gnn = load_energy_model()
+    assert polishing.polish_model() is gnn
+    record = sampler.prepare(GenerationRequest("CCCCOC(=O)CCN", num_conformers=8, seed=0))
+    plain = sampler.sample_positions(record, 8, seed=4)
+    polished = polishing.sample_positions(record, 8, seed=4)
+    e_plain = gnn.energy_and_forces(record.system, torch.from_numpy(plain)).energy
+    e_polished = gnn.energy_and_forces(record.system, torch.from_numpy(polished)).energy
+    assert (e_polished <= e_plain + 1e-3).all() and (e_polished < e_plain - 0.01).float().mean() >= 0.75
