@@ -123,8 +123,9 @@ class ModelCheckpoint:
             raise CheckpointError(f"clash_repair_steps {self.clash_repair_steps!r}: a torsional model takes steps >= 0")
         if int(self.polish_steps) < 0 or not float(self.polish_step) > 0 or not self.polish_energy or (
                 self.polish_steps and self.problem.get("mode") != "torsional"):
-            raise CheckpointError(f"polish_steps {self.polish_steps!r} / polish_step {self.polish_step!r} / polish_energy "
-                                  f"{self.polish_energy!r}: a torsional model takes steps >= 0 of a size > 0 on a named backend")
+            raise CheckpointError(f"polish_steps {self.polish_steps!r} / polish_step {self.polish_step!r} / "
+                                  f"polish_energy {self.polish_energy!r}: a torsional model takes steps >= 0 "
+                                  "of a size > 0 on a named backend")
 
     def build_controller(self) -> nn.Module:
         """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""

@@ -341,7 +341,8 @@ def test_torsional_polish_is_carried_by_the_checkpoint_and_lowers_the_energy(che
         Sampler.from_checkpoint(unknown)
 
 
-def test_polish_without_parameters_for_the_molecule_leaves_the_draws_unpolished(checkpoint_path, sampler, tmp_path, caplog):
+def test_polish_without_parameters_for_the_molecule_leaves_the_draws_unpolished(
+        checkpoint_path, sampler, tmp_path, caplog):
     """MMFF94 has no parameters for this fluorophosphorane: the request is still answered, with the
     plain draws and a logged warning."""
     ckpt = load_model_checkpoint(checkpoint_path)
