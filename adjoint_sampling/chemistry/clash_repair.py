@@ -18,7 +18,7 @@ import torch
 from rdkit import Chem
 
 from adjoint_sampling.chemistry.checks import BOND_TOLERANCE, covalent_radii
-from adjoint_sampling.chemistry.torsions import TorsionTopology, dihedral_angles, set_torsions, torsion_gradient
+from adjoint_sampling.chemistry.torsions import TorsionTopology, rotate_torsions, torsion_gradient
 
 __all__ = ["ClashRepair"]
 
@@ -104,8 +104,7 @@ class ClashRepair:
             sub = pos[rows]
             grad = torsion_gradient(sub, self.forces(sub), self.topology)  # (b, m) dE/dtheta
             step = (-STEP_SIZE * grad).clamp(-MAX_ROTATION, MAX_ROTATION)
-            angles = dihedral_angles(sub, self.topology.torsion_atoms) + step
-            pos[rows] = set_torsions(sub, self.topology, angles)
+            pos[rows] = rotate_torsions(sub, self.topology, step)
             todo[rows] = self.inside_wall(pos[rows])
         return pos, self.failing(pos)
 

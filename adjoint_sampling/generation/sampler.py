@@ -285,7 +285,7 @@ class Sampler(ConformerPipeline):
             return torch.stack([records[k].local_positions for k in keys]).to(torch.float64).numpy()
         steps = self.checkpoint.clash_repair_steps  # torsional checkpoints only (ModelCheckpoint checks)
         repair = ClashRepair(records[0].parsed.mol, records[0].topology) if steps else None
-        polish_steps = self.checkpoint.polish_steps if self.mode == "torsional" else 0
+        polish_steps = self.checkpoint.polish_steps  # torsional checkpoints only (ModelCheckpoint checks)
         out = []
         for start in range(0, len(keys), self.sample_batch_size):
             chunk = keys[start:start + self.sample_batch_size]
