@@ -101,6 +101,8 @@ class MMFFEnergy(EnergyModel):
             if not np.isfinite(pos[b]).all():
                 reasons.append("non-finite positions")
                 continue
+            # keep the pair together: RDKit's CalcGrad(x) is wrong unless CalcEnergy(x) came just before
+            # (measured: up to 42 kcal/mol/A off after CalcEnergy of another conformer)
             value = force_field.CalcEnergy(flat)
             grad = np.asarray(force_field.CalcGrad(flat)).reshape(-1, 3)
             if not (math.isfinite(value) and np.isfinite(grad).all()):
