@@ -30,10 +30,11 @@ def _run(cmd, timeout=400) -> subprocess.CompletedProcess:
                             start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as exc:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
+        _, err = proc.communicate()
+        # keep what the launcher and ranks printed: a hang is otherwise undiagnosable
+        raise AssertionError(f"torchrun did not finish in {timeout} s; its stderr ends with:\n{err[-3000:]}") from exc
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
