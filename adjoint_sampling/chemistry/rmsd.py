@@ -26,6 +26,7 @@ __all__ = [
     "symmetric_rmsd_matrix",
     "rmsd_matrix",
     "prune_by_rmsd",
+    "greedy_distinct",
     "prune_subset",
 ]
 
@@ -216,6 +217,57 @@ def rmsd_matrix(
     )
 
 
+def greedy_distinct(
+    symmetry: MoleculeSymmetry, positions: np.ndarray, threshold: float, max_kept: int | None = None, block: int = 64
+) -> np.ndarray:
+    """Greedy RMSD pruning in order: keep a conformer unless its heavy-atom symmetric RMSD to a kept
+    one is below ``threshold`` (angstrom); stop once ``max_kept`` are kept.
+
+    Computes only the RMSDs the greedy needs, in blocks of ``block`` conformers against the kept ones,
+    and skips pairs whose heavy-atom radii of gyration differ by ``threshold`` or more
+    (``RMSD(a, b) >= |Rg(a) - Rg(b)|`` for any rotation and atom permutation): on flexible molecules
+    most pairs. The result is the same as comparing every pair.
+
+    Args:
+        positions: ``(B, N, 3)`` angstrom, in order of preference.
+
+    Returns:
+        ``(M,)`` increasing indices of the kept conformers.
+    """
+    if threshold < 0:
+        raise ValueError(f"prune threshold must be >= 0, got {threshold}")
+    heavy = symmetry.heavy_positions(positions)
+    limit = len(heavy) if max_kept is None else min(int(max_kept), len(heavy))
+    if threshold == 0 or limit == 0:
+        return np.arange(limit, dtype=np.int64)
+    centred = heavy - heavy.mean(axis=1, keepdims=True)
+    radius = np.sqrt((centred**2).sum(axis=(1, 2)) / heavy.shape[1])
+    margin = float(threshold) * (1.0 + 1e-9) + 1e-12  # rounding never skips a pair below the threshold
+    kept: list[int] = []
+    for start in range(0, len(heavy), block):
+        rows = np.arange(start, min(start + block, len(heavy)))
+        alive = np.ones(len(rows), dtype=bool)
+        if kept:
+            old = np.asarray(kept)
+            near = np.abs(radius[rows, None] - radius[None, old]) < margin
+            cols = old[near.any(axis=0)]
+            if len(cols):
+                distances = symmetric_rmsd_matrix(heavy[rows], heavy[cols], symmetry.permutations)
+                alive = ~(distances < threshold).any(axis=1)
+        candidates = rows[alive]
+        within = symmetric_rmsd_matrix(heavy[candidates], heavy[candidates], symmetry.permutations)
+        chosen: list[int] = []  # positions in candidates
+        for j in range(len(candidates)):
+            if len(kept) == limit:
+                return np.asarray(kept, dtype=np.int64)
+            if not chosen or float(within[j, chosen].min()) >= threshold:
+                chosen.append(j)
+                kept.append(int(candidates[j]))
+        if len(kept) == limit:
+            break
+    return np.asarray(kept, dtype=np.int64)
+
+
 def prune_by_rmsd(mol: Chem.Mol, positions: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy RMSD pruning: keep a conformer unless it is within ``threshold`` of a kept one.
 
@@ -233,13 +285,7 @@ def prune_by_rmsd(mol: Chem.Mol, positions: np.ndarray, threshold: float) -> np.
     positions = np.asarray(positions, dtype=np.float64)
     if positions.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
-    symmetry = heavy_atom_symmetry(mol)
-    distances = rmsd_matrix(symmetry, positions, positions)
-    kept: list[int] = []
-    for index in range(positions.shape[0]):
-        if not kept or float(distances[index, kept].min()) >= threshold:
-            kept.append(index)
-    return np.asarray(kept, dtype=np.int64)
+    return greedy_distinct(heavy_atom_symmetry(mol), positions, threshold)
 
 
 def prune_subset(

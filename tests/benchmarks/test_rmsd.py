@@ -11,6 +11,7 @@ from rdkit.Chem import rdMolAlign
 from adjoint_sampling.benchmarks.conformers.rmsd import heavy_atom_copy, validate_rmsd
 from adjoint_sampling.chemistry.embedding import embed_etkdg
 from adjoint_sampling.chemistry.rmsd import (
+    greedy_distinct,
     heavy_atom_symmetry,
     prune_by_rmsd,
     prune_subset,
@@ -133,6 +134,29 @@ def test_prune_by_rmsd_keeps_distinct_conformers_in_order() -> None:
     subset = [1, 0, 3]  # 1 duplicates 0 (translated), so 0 goes
     assert prune_subset(mol, stack, subset, 0.05, dropped) == [1, 3] and dropped == {"pruned": 2}
     assert prune_subset(mol, stack, [], 0.05, dropped) == [] and dropped == {"pruned": 2}
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.8])
+def test_greedy_distinct_equals_the_greedy_over_every_pair(threshold: float) -> None:
+    """The blocked greedy with the radius-of-gyration bound keeps exactly what comparing every pair
+    keeps, for any block size, and stops at max_kept."""
+    mol = _mol("CC(C)(C)c1ccc(CCCCOCCC(=O)NC)cc1")
+    positions = embed_etkdg(mol, 40, seed=2)
+    rng = np.random.default_rng(1)
+    copies = positions[:10] @ _random_rotation(rng).T + 0.5  # duplicates, moved rigidly
+    positions = np.concatenate([positions, copies])[rng.permutation(50)]
+    symmetry = heavy_atom_symmetry(mol)
+    full = rmsd_matrix(symmetry, positions, positions)
+    expected: list[int] = []
+    for i in range(len(positions)):
+        if not expected or full[i, expected].min() >= threshold:
+            expected.append(i)
+    assert len(expected) <= 40
+    for block in (64, 7, 1):
+        assert greedy_distinct(symmetry, positions, threshold, block=block).tolist() == expected
+        assert greedy_distinct(symmetry, positions, threshold, max_kept=5, block=block).tolist() == expected[:5]
+    assert greedy_distinct(symmetry, positions, 0.0, max_kept=3).tolist() == [0, 1, 2]
+    assert greedy_distinct(symmetry, positions[:0], threshold).tolist() == []
 
 
 def test_bad_shapes_are_refused() -> None:
