@@ -4,7 +4,9 @@ stereo stay as they are, only the rotatable bonds turn.
 Each step is ``theta <- theta - h_b dE/dtheta`` (each torsion moved at most ``max_rotation`` rad),
 with a step size ``h_b`` per conformer: a step that lowers the conformer's energy is kept and
 ``h_b`` grows by ``GROW``; one that does not is undone and ``h_b`` shrinks by ``SHRINK``. So no
-conformer ends higher in energy than it started. One batched energy + forces call per step.
+conformer ends higher in energy than it started. A conformer whose kept step lowered its energy by
+less than ``tolerance`` stops there (converged). One batched energy + forces call per step, on the
+conformers still moving.
 
 Units: positions angstrom, energies kcal/mol, ``step_size`` rad per (kcal/mol/rad).
 """
@@ -51,19 +53,20 @@ class TorsionalDescent:
 
 def torsional_descent(
     model: EnergyModel, system: AtomicSystem, positions: Tensor, topology: TorsionTopology, steps: int,
-    step_size: float, max_rotation: float = 0.3,
+    step_size: float, max_rotation: float = 0.3, tolerance: float = 0.0,
 ) -> TorsionalDescent:
     """At most ``steps`` monotone descent steps in torsion space on ``model``'s energy of
     ``positions`` ``(B, N, 3)`` angstrom (see the module docstring). A conformer whose energy the
     backend cannot compute at the start is returned unchanged; a step whose energy it cannot
-    compute counts as one that did not lower it.
+    compute counts as one that did not lower it. ``tolerance`` (kcal/mol, 0: never) ends a
+    conformer's descent after a kept step that gained less.
 
     Raises:
-        ConfigError: ``steps`` < 0, ``step_size`` <= 0 or ``max_rotation`` <= 0.
+        ConfigError: ``steps`` < 0, ``step_size`` <= 0, ``max_rotation`` <= 0 or ``tolerance`` < 0.
     """
-    if steps < 0 or not step_size > 0 or not max_rotation > 0:
-        raise ConfigError(f"torsional descent takes steps >= 0 ({steps}), step_size > 0 ({step_size}) "
-                          f"and max_rotation > 0 ({max_rotation})")
+    if steps < 0 or not step_size > 0 or not max_rotation > 0 or not tolerance >= 0:
+        raise ConfigError(f"torsional descent takes steps >= 0 ({steps}), step_size > 0 ({step_size}), "
+                          f"max_rotation > 0 ({max_rotation}) and tolerance >= 0 ({tolerance})")
     pos = positions.detach().to(torch.float64).clone()
     batch = pos.shape[0]
     accepted = torch.zeros(batch, dtype=torch.long)
@@ -86,10 +89,12 @@ def torsional_descent(
         step = (-size[rows, None] * grad).clamp(-max_rotation, max_rotation)
         trial = rotate_torsions(sub, topology, step)
         result = model.energy_and_forces(system, trial)
-        lower = result.ok & (result.energy.to(torch.float64) < energy[rows])
+        trial_energy = result.energy.to(torch.float64)
+        lower = result.ok & (trial_energy < energy[rows])
         keep = rows[lower]
+        active[keep[(energy[keep] - trial_energy[lower]) < tolerance]] = False
         pos[keep] = trial[lower]
-        energy[keep] = result.energy.to(torch.float64)[lower]
+        energy[keep] = trial_energy[lower]
         forces[keep] = result.forces.to(torch.float64)[lower]
         accepted[keep] += 1
         size[rows] = torch.where(lower, size[rows] * GROW, size[rows] * SHRINK)

@@ -112,8 +112,35 @@ def test_a_conformer_the_backend_cannot_evaluate_stays_as_it_was(case):
     assert out.accepted_steps[0] == 0 and (out.accepted_steps[1:] > 0).all()
 
 
-@pytest.mark.parametrize("steps, size, rotation", [(-1, 0.01, 0.3), (3, 0.0, 0.3), (3, 0.01, 0.0)])
-def test_bad_settings_are_refused(case, steps, size, rotation):
+class _CountingMMFF(MMFFEnergy):
+    """MMFF94 that counts the conformers it evaluates."""
+
+    evaluated = 0
+
+    def energy_and_forces(self, system, positions) -> EnergyResult:
+        self.evaluated += positions.shape[0]
+        return super().energy_and_forces(system, positions)
+
+
+def test_a_tolerance_stops_converged_conformers_early(case):
+    """With a tolerance, a conformer stops after a kept step that gained less: fewer evaluations,
+    the same path until then (so never lower than without it), and an energy close to it."""
+    _, system, topology, pos = case
+    full, early = _CountingMMFF(), _CountingMMFF()
+    out_full = torsional_descent(full, system, pos, topology, steps=40, step_size=0.01)
+    out_early = torsional_descent(early, system, pos, topology, steps=40, step_size=0.01, tolerance=0.05)
+    assert early.evaluated < 0.8 * full.evaluated
+    assert (out_early.accepted_steps <= out_full.accepted_steps).all()
+    assert (out_early.accepted_steps < out_full.accepted_steps).any()
+    assert (out_early.energy >= out_full.energy - 1e-9).all() and (out_early.energy <= out_early.initial_energy).all()
+    gain_full = out_full.initial_energy - out_full.energy
+    assert float((out_early.initial_energy - out_early.energy).sum()) > 0.9 * float(gain_full.sum())
+
+
+@pytest.mark.parametrize("steps, size, rotation, tolerance",
+                         [(-1, 0.01, 0.3, 0.0), (3, 0.0, 0.3, 0.0), (3, 0.01, 0.0, 0.0), (3, 0.01, 0.3, -0.1)])
+def test_bad_settings_are_refused(case, steps, size, rotation, tolerance):
     _, system, topology, pos = case
     with pytest.raises(ConfigError, match="torsional descent"):
-        torsional_descent(MMFFEnergy(), system, pos, topology, steps=steps, step_size=size, max_rotation=rotation)
+        torsional_descent(MMFFEnergy(), system, pos, topology, steps=steps, step_size=size, max_rotation=rotation,
+                          tolerance=tolerance)
