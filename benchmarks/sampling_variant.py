@@ -25,7 +25,8 @@ from adjoint_sampling.sde.time_grids import GRID_KINDS, time_grid
 __all__ = ["write_sampling_variant"]
 
 SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step",
-            "clash_repair_steps", "polish_steps", "polish_step", "polish_energy", "output_energy")
+            "clash_repair_steps", "polish_steps", "polish_step", "polish_energy", "polish_tolerance",
+            "select_from", "select_rmsd", "output_energy")
 
 
 def write_sampling_variant(source: str | Path, target: str | Path, **changes: Any) -> None:
@@ -60,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="torsional models: monotone torsion-space descent steps on --polish-energy (0: none)")
     parser.add_argument("--polish-step", type=float, help="initial polish step, rad per kcal/mol/rad")
     parser.add_argument("--polish-energy", choices=ENERGY_BACKENDS, help="backend of the polish (default mmff)")
+    parser.add_argument("--polish-tolerance", type=float,
+                        help="a draw's polish stops after a step that gained less, kcal/mol (0: never)")
+    parser.add_argument("--select-from", type=float,
+                        help="draws per returned sample; > 1: keep the lowest in --polish-energy that are distinct")
+    parser.add_argument("--select-rmsd", type=float, help="least heavy-atom RMSD between selected samples, angstrom")
     parser.add_argument("--output-energy", choices=ENERGY_BACKENDS,
                         help="backend of the energies reported for unrelaxed conformers (the shipped model: mmff)")
     args = parser.parse_args(argv)

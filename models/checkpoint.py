@@ -71,8 +71,14 @@ class ModelCheckpoint:
         polish_steps / polish_step / polish_energy: torsional models only: after the SDE (and before
             the clash repair), at most that many monotone torsion-space descent steps of initial size
             ``polish_step`` (rad per kcal/mol/rad) on the backend ``polish_energy``
-            (``energy.torsional_descent``; 0 steps: none, as in checkpoints without it). Training
-            never uses it.
+            (``energy.torsional_descent``; 0 steps: none, as in checkpoints without it). A draw stops
+            early after a step that gained less than ``polish_tolerance`` kcal/mol (0: never, as in
+            checkpoints without it). Training never uses it.
+        select_from / select_rmsd: ``select_from`` > 1: a sampler draws ``ceil(select_from * n)``
+            samples for ``n`` requested and returns the ``n`` lowest in energy on ``polish_energy``
+            that are at least ``select_rmsd`` angstrom heavy-atom RMSD apart
+            (``generation.selection``; 1: every draw, as in checkpoints without it). Training never
+            uses it.
         format_version: checkpoint layout version.
     """
 
@@ -101,6 +107,9 @@ class ModelCheckpoint:
     polish_steps: int = 0
     polish_step: float = 0.01
     polish_energy: str = "mmff"
+    polish_tolerance: float = 0.0
+    select_from: float = 1.0
+    select_rmsd: float = 0.25
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -122,10 +131,14 @@ class ModelCheckpoint:
         if int(self.clash_repair_steps) < 0 or (self.clash_repair_steps and self.problem.get("mode") != "torsional"):
             raise CheckpointError(f"clash_repair_steps {self.clash_repair_steps!r}: a torsional model takes steps >= 0")
         if int(self.polish_steps) < 0 or not float(self.polish_step) > 0 or not self.polish_energy or (
+                not float(self.polish_tolerance) >= 0) or (
                 self.polish_steps and self.problem.get("mode") != "torsional"):
             raise CheckpointError(f"polish_steps {self.polish_steps!r} / polish_step {self.polish_step!r} / "
-                                  f"polish_energy {self.polish_energy!r}: a torsional model takes steps >= 0 "
-                                  "of a size > 0 on a named backend")
+                                  f"polish_energy {self.polish_energy!r} / polish_tolerance {self.polish_tolerance!r}: "
+                                  "a torsional model takes steps >= 0 of a size > 0 on a named backend, tolerance >= 0")
+        if not float(self.select_from) >= 1.0 or not float(self.select_rmsd) >= 0.0 or not self.polish_energy:
+            raise CheckpointError(f"select_from {self.select_from!r} / select_rmsd {self.select_rmsd!r}: a checkpoint "
+                                  "takes select_from >= 1 and select_rmsd >= 0 angstrom (energies on polish_energy)")
 
     def build_controller(self) -> nn.Module:
         """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""

@@ -32,6 +32,7 @@ from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.registry import ENERGY_BACKENDS, build_energy
 from adjoint_sampling.energy.torsional_descent import torsional_descent
 from adjoint_sampling.generation.pipeline import ConformerPipeline, Draw
+from adjoint_sampling.generation.selection import select_low_energy_distinct
 from adjoint_sampling.generation.shipped import load_energy_model
 from adjoint_sampling.generation.types import GenerationRequest
 from adjoint_sampling.method.control_window import windowed_control
@@ -105,7 +106,8 @@ class Sampler(ConformerPipeline):
                                   f"it has {self.checkpoint.schedule_kind!r}")
         if self.checkpoint.kind == "adjoint_matching" and self.base_velocity is None:
             raise CheckpointError("an adjoint_matching checkpoint needs its base flow (Sampler.from_checkpoint loads it)")
-        if self.checkpoint.polish_steps and self.checkpoint.polish_energy not in ENERGY_BACKENDS:
+        uses_polish_energy = self.checkpoint.polish_steps or self.checkpoint.select_from > 1.0
+        if uses_polish_energy and self.checkpoint.polish_energy not in ENERGY_BACKENDS:
             raise CheckpointError(f"polish_energy {self.checkpoint.polish_energy!r} is not an energy backend; "
                                   f"choose one of {', '.join(ENERGY_BACKENDS)}")
         if self.sde_steps is not None and self.sde_steps < 1:
@@ -205,7 +207,28 @@ class Sampler(ConformerPipeline):
         return prepared.parsed
 
     def draw(self, prepared: MoleculeRecord, request: GenerationRequest) -> Draw:
-        return Draw(self.sample_positions(prepared, request.num_conformers, request.seed))
+        """``request.num_conformers`` samples; with the checkpoint's ``select_from`` > 1, chosen from
+        ``ceil(select_from * n)`` draws by :meth:`select`."""
+        num = request.num_conformers
+        if self.checkpoint.select_from <= 1.0 or num == 0:
+            return Draw(self.sample_positions(prepared, num, request.seed))
+        # as many local structures (RDKit embeddings) as for num samples: the extra draws cost SDE steps only
+        positions = self.sample_positions(prepared, math.ceil(self.checkpoint.select_from * num), request.seed,
+                                          structures_for=num)
+        return Draw(positions[self.select(prepared, positions, num)])
+
+    def select(self, record: MoleculeRecord, positions: np.ndarray, num: int) -> np.ndarray:
+        """Sorted indices of the ``num`` samples of ``positions`` ``(M, N, 3)`` angstrom lowest in
+        energy on ``polish_energy`` and at least ``select_rmsd`` apart
+        (:func:`~adjoint_sampling.generation.selection.select_low_energy_distinct`). Where the backend
+        cannot evaluate a sample its energy counts as unknown (chosen last, in draw order)."""
+        energies = np.full(len(positions), np.nan)
+        try:
+            result = self.polish_model().energy_and_forces(record.system, torch.from_numpy(positions))
+            energies = np.where(result.ok.numpy(), result.energy.to(torch.float64).numpy(), np.nan)
+        except AdjointSamplingError as exc:  # e.g. no MMFF94 parameters: distinct draws, in draw order
+            log.warning("no energies to select samples of %s by: %s", record.smiles, exc)
+        return select_low_energy_distinct(record.parsed.mol, positions, energies, num, self.checkpoint.select_rmsd)
 
     def unrelaxed_energies(self, system: AtomicSystem, positions: np.ndarray) -> tuple[list[float | None], str | None]:
         """Energies (kcal/mol, ``None`` where the backend failed) with the model's backend."""
@@ -248,20 +271,26 @@ class Sampler(ConformerPipeline):
             records.append(dataclasses.replace(record, local_positions=positions))
         return records or [record]
 
-    def local_structure_plan(self, record: MoleculeRecord, num: int, seed: int) -> list[tuple[MoleculeRecord, int]]:
-        """The local structures used for ``num`` samples and how many samples each gets (even split)."""
-        structures = self.local_structures(record, num, seed)
+    def local_structure_plan(
+        self, record: MoleculeRecord, num: int, seed: int, structures_for: int | None = None
+    ) -> list[tuple[MoleculeRecord, int]]:
+        """The local structures used for ``structures_for`` (default ``num``) samples and how many of
+        ``num`` samples each gets (even split)."""
+        structures = self.local_structures(record, num if structures_for is None else structures_for, seed)
         k = len(structures)
         return [(rec, num // k + (1 if i < num % k else 0)) for i, rec in enumerate(structures)]
 
-    def sample_positions(self, record: MoleculeRecord, num: int, seed: int) -> np.ndarray:
+    def sample_positions(
+        self, record: MoleculeRecord, num: int, seed: int, structures_for: int | None = None
+    ) -> np.ndarray:
         """Raw samples ``(num, N, 3)`` float64 angstrom of ``record`` (no checks), deterministic in ``seed``.
 
-        Torsional mode spreads the samples over :meth:`local_structure_plan`.
+        Torsional mode spreads the samples over :meth:`local_structure_plan` (as many local structures
+        as ``structures_for`` samples get; default ``num``).
         """
         if self.mode != "torsional":
             return self._integrate([(record, num)], torch.Generator().manual_seed(int(seed)), cartesian_batch)
-        return self.sample_plan(self.local_structure_plan(record, num, seed), seed)
+        return self.sample_plan(self.local_structure_plan(record, num, seed, structures_for), seed)
 
     def sample_plan(self, plan: list[tuple[MoleculeRecord, int]], seed: int) -> np.ndarray:
         """Raw torsional samples ``(sum n, N, 3)`` float64 angstrom of a prepared
@@ -297,7 +326,8 @@ class Sampler(ConformerPipeline):
             if polish_steps:
                 try:
                     pos = torsional_descent(self.polish_model(), records[0].system, pos, records[0].topology,
-                                            polish_steps, self.checkpoint.polish_step).positions
+                                            polish_steps, self.checkpoint.polish_step,
+                                            tolerance=self.checkpoint.polish_tolerance).positions
                 except AdjointSamplingError as exc:  # e.g. no MMFF94 parameters: the samples stay unpolished
                     log.warning("no torsional polish for %s: %s", records[0].smiles, exc)
                     polish_steps = 0

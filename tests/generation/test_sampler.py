@@ -330,8 +330,15 @@ def test_torsional_polish_is_carried_by_the_checkpoint_and_lowers_the_energy(che
     e_plain = mmff.energy_and_forces(record.system, torch.from_numpy(plain)).energy
     e_polished = mmff.energy_and_forces(record.system, torch.from_numpy(polished)).energy
     assert (e_polished <= e_plain + 1e-9).all() and (e_polished < e_plain - 0.1).float().mean() > 0.8
+    # with a tolerance the checkpoint's draws stop early: never below the full polish, never above the draws
+    save_model_checkpoint(path, dataclasses.replace(ckpt, polish_steps=8, polish_step=0.01, polish_tolerance=0.5))
+    early = Sampler.from_checkpoint(path).sample_positions(record, 32, seed=2)
+    e_early = mmff.energy_and_forces(record.system, torch.from_numpy(early)).energy
+    assert (e_early >= e_polished - 1e-9).all() and (e_early <= e_plain + 1e-9).all()
+    assert (e_early > e_polished + 1e-9).any()
     assert np.allclose(_bond_lengths(record.parsed.mol, polished), _bond_lengths(record.parsed.mol, plain))
     for bad in ({"polish_steps": -1}, {"polish_steps": 3, "polish_step": 0.0}, {"polish_steps": 3, "polish_energy": ""},
+                {"polish_steps": 3, "polish_tolerance": -0.1},
                 {"polish_steps": 3, "problem": {**ckpt.problem, "mode": "cartesian"}}):
         with pytest.raises(CheckpointError, match="polish"):
             dataclasses.replace(ckpt, **bad)
@@ -374,3 +381,53 @@ def test_polish_on_the_gnn_potential_uses_the_shipped_energy_model(checkpoint_pa
     e_plain = gnn.energy_and_forces(record.system, torch.from_numpy(plain)).energy
     e_polished = gnn.energy_and_forces(record.system, torch.from_numpy(polished)).energy
     assert (e_polished <= e_plain + 1e-3).all() and (e_polished < e_plain - 0.01).float().mean() >= 0.75
+
+
+def test_selection_from_more_draws_is_carried_by_the_checkpoint(checkpoint_path, sampler, tmp_path):
+    """``select_from: 2``: a request for n draws 2n samples (the plain sampler's 2n, on the local
+    structures of n) and returns the n lowest in MMFF94 energy that are 0.25 A apart; bad settings
+    are refused."""
+    from adjoint_sampling.chemistry.rmsd import heavy_atom_symmetry, rmsd_matrix
+
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "select.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, select_from=2.0, select_rmsd=0.25))
+    selecting = Sampler.from_checkpoint(path)
+    assert selecting.checkpoint.select_from == 2.0 and ckpt.select_from == 1.0
+    request = GenerationRequest("CCCCCCC(=O)NCCCCOCCCC(=O)O", num_conformers=16, seed=5)
+    record = sampler.prepare(request)
+    every = sampler.sample_positions(record, 32, seed=5, structures_for=16)
+    structures = len(sampler.local_structure_plan(record, 32, 5, structures_for=16))
+    assert structures == len(sampler.local_structure_plan(record, 16, 5)) < 8
+    chosen = selecting.draw(record, request).positions
+    assert chosen.shape == (16,) + every.shape[1:]
+    index = [int(np.flatnonzero((np.abs(every - c).max(axis=(1, 2)) == 0))[0]) for c in chosen]
+    assert len(set(index)) == 16
+    mmff = MMFFEnergy()
+    energy = mmff.energy_and_forces(record.system, torch.from_numpy(every)).energy.numpy()
+    assert energy[index].mean() < energy.mean() - 1.0
+    distances = rmsd_matrix(heavy_atom_symmetry(record.parsed.mol), chosen, chosen)
+    assert (distances[~np.eye(16, dtype=bool)] >= 0.25).all()
+    out = selecting.generate(dataclasses.replace(request, num_conformers=10))
+    assert len(out.conformers) == 10
+    for bad in ({"select_from": 0.5}, {"select_rmsd": -0.1}):
+        with pytest.raises(CheckpointError, match="select_"):
+            dataclasses.replace(ckpt, **bad)
+
+
+def test_selection_without_energies_keeps_distinct_draws_in_draw_order(checkpoint_path, sampler, tmp_path, caplog):
+    """MMFF94 has no parameters for this fluorophosphorane: the selection still answers, with the
+    first distinct draws in draw order and a logged warning."""
+    from adjoint_sampling.chemistry.rmsd import greedy_distinct, heavy_atom_symmetry
+
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "select.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, select_from=2.0, select_rmsd=0.25))
+    selecting = Sampler.from_checkpoint(path)
+    record = sampler.prepare(GenerationRequest("CCN(CC)P1(F)(F)N(C)C(=O)N1C", num_conformers=8, seed=0))
+    every = sampler.sample_positions(record, 16, seed=1)
+    with caplog.at_level("WARNING"):
+        chosen = selecting.select(record, every, 8)
+    expected = greedy_distinct(heavy_atom_symmetry(record.parsed.mol), every, 0.25, max_kept=8)
+    assert len(expected) == 8 and chosen.tolist() == expected.tolist()
+    assert any("no energies to select" in r.getMessage() for r in caplog.records)
