@@ -136,7 +136,7 @@ class ModelCheckpoint:
             raise CheckpointError(f"polish_steps {self.polish_steps!r} / polish_step {self.polish_step!r} / "
                                   f"polish_energy {self.polish_energy!r} / polish_tolerance {self.polish_tolerance!r}: "
                                   "a torsional model takes steps >= 0 of a size > 0 on a named backend, tolerance >= 0")
-        if not float(self.select_from) >= 1.0 or not float(self.select_rmsd) >= 0.0 or not self.polish_energy:
+        if not float(self.select_from) >= 1.0 or not float(self.select_rmsd) >= 0.0:  # polish_energy checked above
             raise CheckpointError(f"select_from {self.select_from!r} / select_rmsd {self.select_rmsd!r}: a checkpoint "
                                   "takes select_from >= 1 and select_rmsd >= 0 angstrom (energies on polish_energy)")
 
