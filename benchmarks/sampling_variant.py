@@ -26,7 +26,8 @@ __all__ = ["write_sampling_variant"]
 
 SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step",
             "clash_repair_steps", "polish_steps", "polish_step", "polish_energy", "polish_tolerance",
-            "select_from", "select_rmsd", "output_energy")
+            "select_from", "select_rmsd", "conformers_per_local_structure", "max_local_structures",
+            "output_energy")
 
 
 def write_sampling_variant(source: str | Path, target: str | Path, **changes: Any) -> None:
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select-from", type=float,
                         help="draws per returned sample; > 1: keep the lowest in --polish-energy that are distinct")
     parser.add_argument("--select-rmsd", type=float, help="least heavy-atom RMSD between selected samples, angstrom")
+    parser.add_argument("--conformers-per-local-structure", type=int,
+                        help="torsional models: samples per RDKit local structure (fewer structures: faster)")
+    parser.add_argument("--max-local-structures", type=int, help="torsional models: most local structures per request")
     parser.add_argument("--output-energy", choices=ENERGY_BACKENDS,
                         help="backend of the energies reported for unrelaxed conformers (the shipped model: mmff)")
     args = parser.parse_args(argv)

@@ -79,6 +79,10 @@ class ModelCheckpoint:
             that are at least ``select_rmsd`` angstrom heavy-atom RMSD apart
             (``generation.selection``; 1: every draw, as in checkpoints without it). Training never
             uses it.
+        conformers_per_local_structure / max_local_structures: torsional models only: a sampler
+            builds ``min(max_local_structures, ceil(n / conformers_per_local_structure))`` local
+            structures (RDKit ETKDG + MMFF94 conformers) for ``n`` samples (4 / 16, as in checkpoints
+            without them). Training never uses them.
         format_version: checkpoint layout version.
     """
 
@@ -110,6 +114,8 @@ class ModelCheckpoint:
     polish_tolerance: float = 0.0
     select_from: float = 1.0
     select_rmsd: float = 0.25
+    conformers_per_local_structure: int = 4
+    max_local_structures: int = 16
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -139,6 +145,9 @@ class ModelCheckpoint:
         if not float(self.select_from) >= 1.0 or not float(self.select_rmsd) >= 0.0:  # polish_energy checked above
             raise CheckpointError(f"select_from {self.select_from!r} / select_rmsd {self.select_rmsd!r}: a checkpoint "
                                   "takes select_from >= 1 and select_rmsd >= 0 angstrom (energies on polish_energy)")
+        if int(self.conformers_per_local_structure) < 1 or int(self.max_local_structures) < 1:
+            raise CheckpointError(f"conformers_per_local_structure {self.conformers_per_local_structure!r} / "
+                                  f"max_local_structures {self.max_local_structures!r}: a checkpoint takes both >= 1")
 
     def build_controller(self) -> nn.Module:
         """The controller (for a ``flow``: its velocity) with trained weights, in eval mode."""

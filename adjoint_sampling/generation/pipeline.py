@@ -62,12 +62,17 @@ class Draw:
         positions: ``(B, N, 3)`` float64 angstrom, atom order of the parsed molecule.
         dropped: draws that produced no conformer, by reason (e.g. ``{"embedding_failed": 2}``).
         wall_s / cpu_s: wall-clock and CPU seconds of the draw.
+        energies: ``(B,)`` float64 kcal/mol of ``positions`` on the generator's reported-energy
+            backend where the draw computed them anyway (NaN: not known), or ``None``.
+        energy_model: the backend of ``energies``.
     """
 
     positions: np.ndarray
     dropped: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    energies: np.ndarray | None = None
+    energy_model: str | None = None
 
 
 class ConformerPipeline(ABC):
@@ -176,8 +181,7 @@ class ConformerPipeline(ABC):
         energy_model: str | None = request.relax if request.relax != "none" else None
         if kept and request.relax == "none":
             tic = time.perf_counter()
-            values, energy_model = self.unrelaxed_energies(system, positions[kept])
-            energy_of = dict(zip(kept, values))
+            energy_of, energy_model = self._unrelaxed_energy_of(system, positions, kept, rounds)
             timings["energy"] = time.perf_counter() - tic
 
         if request.prune_rms is not None and kept:
@@ -211,6 +215,21 @@ class ConformerPipeline(ABC):
             sorted_by_energy=sort,
             warnings=warnings,
         )
+
+    def _unrelaxed_energy_of(
+        self, system: AtomicSystem, positions: np.ndarray, kept: list[int], rounds: list[_Round]
+    ) -> tuple[dict[int, float | None], str | None]:
+        """Energies of the unrelaxed conformers ``positions[kept]``: those the draws computed, the rest
+        from :meth:`unrelaxed_energies`; and the energy model's name."""
+        known = {i: e for r in rounds for i, e in r.raw_energies.items()}
+        name = next((r.raw_energy_model for r in rounds if r.raw_energies), None)
+        energy_of: dict[int, float | None] = {i: known[i] for i in kept if i in known}
+        missing = [i for i in kept if i not in known]
+        if missing:
+            values, computed = self.unrelaxed_energies(system, positions[missing])
+            energy_of.update(zip(missing, values))
+            name = name or computed
+        return energy_of, name
 
     def _relax_backend_for(self, system: AtomicSystem, method: str) -> tuple[str | EnergyModel, tuple[str, ...]]:
         """The relaxation backend of ``method`` checked against ``system``, and its warnings on it.
@@ -302,9 +321,11 @@ class ConformerPipeline(ABC):
             positions, kept, values = self._relax_and_recheck(parsed, system, positions, kept, request, backend, dropped)
             energies = dict(zip(kept, values))
             timings["relax"] = timings.get("relax", 0.0) + time.perf_counter() - tic
+        raw = {} if draw.energies is None else {
+            offset + i: float(draw.energies[i]) for i in kept if math.isfinite(draw.energies[i])}
         return _Round(
             positions=positions, kept=[offset + i for i in kept], energies={offset + i: e for i, e in energies.items()},
-            dropped=dropped, num_reflected=reflected,
+            dropped=dropped, num_reflected=reflected, raw_energies=raw, raw_energy_model=draw.energy_model,
         )
 
     def _draw_or_reuse(
@@ -321,13 +342,13 @@ class ConformerPipeline(ABC):
             last = cache[1][key]
             timings["reused_wall"] = timings.get("reused_wall", 0.0) + last.wall_s
             timings["reused_cpu"] = timings.get("reused_cpu", 0.0) + last.cpu_s
-            return Draw(last.positions.copy(), dict(last.dropped), last.wall_s, last.cpu_s)
+            return _copy_draw(last)
         wall, cpu = time.perf_counter(), time.process_time()
         drawn = self.draw(prepared, part)
         drawn.wall_s, drawn.cpu_s = time.perf_counter() - wall, time.process_time() - cpu
         if self.reuses_draws:
             entries = cache[1] if cache[0] == base else {}
-            entries[key] = Draw(drawn.positions.copy(), dict(drawn.dropped), drawn.wall_s, drawn.cpu_s)
+            entries[key] = _copy_draw(drawn)
             self._draw_cache = (base, entries)
         return drawn
 
@@ -359,6 +380,14 @@ class _Round:
     energies: dict[int, float | None]
     dropped: dict[str, int]
     num_reflected: int
+    raw_energies: dict[int, float] = field(default_factory=dict)
+    raw_energy_model: str | None = None
+
+
+def _copy_draw(draw: Draw) -> Draw:
+    """A copy of ``draw`` whose arrays can be changed without changing ``draw``'s."""
+    energies = None if draw.energies is None else draw.energies.copy()
+    return dataclasses.replace(draw, positions=draw.positions.copy(), dropped=dict(draw.dropped), energies=energies)
 
 
 def _within_window(kept: list[int], energy_of: dict[int, float | None], window: float, dropped: dict[str, int]) -> list[int]:

@@ -15,6 +15,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -76,10 +77,11 @@ class Sampler(ConformerPipeline):
             only in ``relax`` or ``prune_rms`` reuses them (benchmarks compare ``sampler`` and
             ``sampler+mmff`` on the same samples); their measured cost is reported as
             ``timings["reused_wall"]`` / ``timings["reused_cpu"]`` (seconds).
-        conformers_per_local_structure / max_local_structures: torsional mode draws
-            ``min(max_local_structures, ceil(n / conformers_per_local_structure))`` local structures
-            (RDKit seeds ``seed, seed + 1, ...``; where the SMILES leaves stereo unspecified, they
-            cycle through its stereoisomers) and splits the ``n`` samples evenly among them.
+
+    Torsional mode draws ``min(max_local_structures, ceil(n / conformers_per_local_structure))``
+    local structures (checkpoint settings; RDKit seeds ``seed, seed + 1, ...``; where the SMILES
+    leaves stereo unspecified, they cycle through its stereoisomers) and splits the ``n`` samples
+    evenly among them.
     """
 
     checkpoint: ModelCheckpoint
@@ -89,8 +91,6 @@ class Sampler(ConformerPipeline):
     energy: EnergyModel | None = None
     sde_steps: int | None = None
     reuse_samples: bool = False
-    conformers_per_local_structure: int = 4
-    max_local_structures: int = 16
     base_velocity: nn.Module | None = None
     schedule: NoiseSchedule = field(init=False)
     grid: Tensor = field(init=False)
@@ -208,27 +208,49 @@ class Sampler(ConformerPipeline):
 
     def draw(self, prepared: MoleculeRecord, request: GenerationRequest) -> Draw:
         """``request.num_conformers`` samples; with the checkpoint's ``select_from`` > 1, chosen from
-        ``ceil(select_from * n)`` draws by :meth:`select`."""
+        ``ceil(select_from * n)`` draws by :meth:`select`. The polish energies come along where they
+        are the reported energies (so the pipeline does not evaluate them again)."""
         num = request.num_conformers
         if self.checkpoint.select_from <= 1.0 or num == 0:
-            return Draw(self.sample_positions(prepared, num, request.seed))
-        # as many local structures (RDKit embeddings) as for num samples: the extra draws cost SDE steps only
-        positions = self.sample_positions(prepared, math.ceil(self.checkpoint.select_from * num), request.seed,
-                                          structures_for=num)
-        return Draw(positions[self.select(prepared, positions, num)])
+            positions, energies = self.sample_with_energies(prepared, num, request.seed)
+        else:
+            # as many local structures (RDKit embeddings) as for num samples: the extra draws cost SDE steps only
+            positions, energies = self.sample_with_energies(
+                prepared, math.ceil(self.checkpoint.select_from * num), request.seed, structures_for=num)
+            energies = self._polish_energies(prepared, positions, energies)
+            chosen = self.select(prepared, positions, num, energies)
+            positions, energies = positions[chosen], energies[chosen]
+        if np.isnan(energies).all() or self.polish_model() is not self.energy_model():
+            return Draw(positions)
+        return Draw(positions, energies=energies, energy_model=self.energy_model().name)
 
-    def select(self, record: MoleculeRecord, positions: np.ndarray, num: int) -> np.ndarray:
+    def select(
+        self, record: MoleculeRecord, positions: np.ndarray, num: int, energies: np.ndarray | None = None
+    ) -> np.ndarray:
         """Sorted indices of the ``num`` samples of ``positions`` ``(M, N, 3)`` angstrom lowest in
         energy on ``polish_energy`` and at least ``select_rmsd`` apart
-        (:func:`~adjoint_sampling.generation.selection.select_low_energy_distinct`). Where the backend
-        cannot evaluate a sample its energy counts as unknown (chosen last, in draw order)."""
-        energies = np.full(len(positions), np.nan)
+        (:func:`~adjoint_sampling.generation.selection.select_low_energy_distinct`). ``energies``
+        ``(M,)`` kcal/mol on it, if known (NaN: unknown, chosen last, in draw order); ``None``:
+        evaluated here, NaN where the backend cannot evaluate a sample."""
+        if energies is None:
+            energies = self._polish_energies(record, positions, np.full(len(positions), np.nan))
+        return select_low_energy_distinct(record.parsed.mol, positions, energies, num, self.checkpoint.select_rmsd)
+
+    def _polish_energies(self, record: MoleculeRecord, positions: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """``known`` ``(M,)`` kcal/mol of ``positions`` ``(M, N, 3)`` with its NaN rows evaluated on
+        ``polish_energy`` (NaN where the backend fails; all of them, with a warning, where it refuses
+        the molecule)."""
+        missing = np.flatnonzero(np.isnan(known))
+        if len(missing) == 0:
+            return known
+        energies = known.copy()
         try:
-            result = self.polish_model().energy_and_forces(record.system, torch.from_numpy(positions))
-            energies = np.where(result.ok.numpy(), result.energy.to(torch.float64).numpy(), np.nan)
+            result = self.polish_model().energy_and_forces(record.system, torch.from_numpy(positions[missing]))
         except AdjointSamplingError as exc:  # e.g. no MMFF94 parameters: distinct draws, in draw order
             log.warning("no energies to select samples of %s by: %s", record.smiles, exc)
-        return select_low_energy_distinct(record.parsed.mol, positions, energies, num, self.checkpoint.select_rmsd)
+            return energies
+        energies[missing] = np.where(result.ok.numpy(), result.energy.to(torch.float64).numpy(), np.nan)
+        return energies
 
     def unrelaxed_energies(self, system: AtomicSystem, positions: np.ndarray) -> tuple[list[float | None], str | None]:
         """Energies (kcal/mol, ``None`` where the backend failed) with the model's backend."""
@@ -251,7 +273,8 @@ class Sampler(ConformerPipeline):
         cannot exist in 3D, such as an inverted bridgehead nitrogen, would otherwise cost seconds
         per structure).
         """
-        wanted = max(1, min(self.max_local_structures, math.ceil(num / max(1, self.conformers_per_local_structure))))
+        per_structure, most = self.checkpoint.conformers_per_local_structure, self.checkpoint.max_local_structures
+        wanted = max(1, min(most, math.ceil(num / per_structure)))
         isomers = unspecified_stereoisomers(record.parsed.mol)
         if len(isomers) == 1:
             records, first, budget = [record], 1, 0
@@ -288,18 +311,31 @@ class Sampler(ConformerPipeline):
         Torsional mode spreads the samples over :meth:`local_structure_plan` (as many local structures
         as ``structures_for`` samples get; default ``num``).
         """
+        return self.sample_with_energies(record, num, seed, structures_for)[0]
+
+    def sample_with_energies(
+        self, record: MoleculeRecord, num: int, seed: int, structures_for: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`sample_positions` and their ``(num,)`` float64 energies (kcal/mol) on
+        ``polish_energy`` as the polish left them (NaN: not known, e.g. no polish or a sample the
+        clash repair moved afterwards)."""
         if self.mode != "torsional":
             return self._integrate([(record, num)], torch.Generator().manual_seed(int(seed)), cartesian_batch)
-        return self.sample_plan(self.local_structure_plan(record, num, seed, structures_for), seed)
+        plan = self.local_structure_plan(record, num, seed, structures_for)
+        return self._integrate([(rec, n) for rec, n in plan if n > 0], torch.Generator().manual_seed(int(seed)),
+                               torsional_batch)
 
     def sample_plan(self, plan: list[tuple[MoleculeRecord, int]], seed: int) -> np.ndarray:
         """Raw torsional samples ``(sum n, N, 3)`` float64 angstrom of a prepared
         :meth:`local_structure_plan` (no RDKit work), deterministic in ``seed``."""
         generator = torch.Generator().manual_seed(int(seed))
-        return self._integrate([(rec, n) for rec, n in plan if n > 0], generator, torsional_batch)
+        return self._integrate([(rec, n) for rec, n in plan if n > 0], generator, torsional_batch)[0]
 
-    def _integrate(self, plan: list[tuple[MoleculeRecord, int]], generator: torch.Generator, make_batch) -> np.ndarray:
-        """Samples ``(sum n, N, 3)`` for a plan of ``(record, n)`` sharing one molecule, in plan order.
+    def _integrate(
+        self, plan: list[tuple[MoleculeRecord, int]], generator: torch.Generator, make_batch
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Samples ``(sum n, N, 3)`` for a plan of ``(record, n)`` sharing one molecule, in plan order,
+        and their polish energies ``(sum n,)`` (NaN where unknown; see :meth:`sample_with_energies`).
 
         The records are integrated together, in batches of ``sample_batch_size`` systems. A torsional
         checkpoint with ``polish_steps`` then descends on its ``polish_energy`` in torsion space
@@ -310,37 +346,67 @@ class Sampler(ConformerPipeline):
         records = [rec for rec, _ in plan]
         keys = [i for i, (_, n) in enumerate(plan) for _ in range(n)]
         num_atoms = records[0].num_atoms
+        unknown = np.full(len(keys), np.nan)
         if self.mode == "torsional" and records[0].num_torsions == 0:
-            return torch.stack([records[k].local_positions for k in keys]).to(torch.float64).numpy()
+            return torch.stack([records[k].local_positions for k in keys]).to(torch.float64).numpy(), unknown
         steps = self.checkpoint.clash_repair_steps  # torsional checkpoints only (ModelCheckpoint checks)
         repair = ClashRepair(records[0].parsed.mol, records[0].topology) if steps else None
         polish_steps = self.checkpoint.polish_steps  # torsional checkpoints only (ModelCheckpoint checks)
-        out = []
+        out, energies = [], []
         for start in range(0, len(keys), self.sample_batch_size):
             chunk = keys[start:start + self.sample_batch_size]
             batch = make_batch(records, chunk)
             with torch.no_grad():
-                x1 = self._terminal(batch, generator)
+                x1 = self._terminal(batch, generator, lambda: self._start_control(records, chunk, make_batch))
                 pos = batch.context.positions(x1.to(torch.float64) if self.mode == "torsional" else x1)
             pos = pos.to(torch.float64).reshape(len(chunk), num_atoms, 3)
+            energy = torch.full((len(chunk),), float("nan"), dtype=torch.float64)
             if polish_steps:
                 try:
-                    pos = torsional_descent(self.polish_model(), records[0].system, pos, records[0].topology,
-                                            polish_steps, self.checkpoint.polish_step,
-                                            tolerance=self.checkpoint.polish_tolerance).positions
+                    descent = torsional_descent(self.polish_model(), records[0].system, pos, records[0].topology,
+                                                polish_steps, self.checkpoint.polish_step,
+                                                tolerance=self.checkpoint.polish_tolerance)
+                    pos, energy = descent.positions, descent.energy
                 except AdjointSamplingError as exc:  # e.g. no MMFF94 parameters: the samples stay unpolished
                     log.warning("no torsional polish for %s: %s", records[0].smiles, exc)
                     polish_steps = 0
-            out.append(repair.repair(pos, steps)[0] if repair is not None else pos)
-        return torch.cat(out).numpy()
+            if repair is not None:
+                repaired = repair.repair(pos, steps)[0]
+                energy = torch.where((repaired != pos).flatten(1).any(1), float("nan"), energy)
+                pos = repaired
+            out.append(pos)
+            energies.append(energy)
+        return torch.cat(out).numpy(), torch.cat(energies).numpy()
 
-    def _terminal(self, batch: SystemBatch, generator: torch.Generator) -> Tensor:
-        """``X_1`` of ``batch`` from the checkpoint's kind of model."""
+    def _start_control(self, records: list[MoleculeRecord], chunk: list[int], make_batch) -> Tensor | None:
+        """The control at ``(grid[0], X_0)`` of the systems ``chunk`` (indices into ``records``), or
+        ``None`` when no two share a record.
+
+        Every Adjoint Sampling draw starts from the same state ``X_0 = 0``, so draws on one record
+        (one local structure) share their first control: it is evaluated once per record, on a
+        batch of one system each, and copied to the rows of the others.
+        """
+        first = list(dict.fromkeys(chunk))
+        if len(first) == len(chunk):
+            return None
+        sub = make_batch(records, first)
+        t0 = torch.full((len(first),), float(self.grid[0]))
+        rows = torch.bincount(sub.space.batch, minlength=len(first)).tolist()
+        blocks = torch.split(self.controller(t0, sub.space.initial_state(), sub), rows)
+        where = {key: i for i, key in enumerate(first)}
+        return torch.cat([blocks[where[key]] for key in chunk])
+
+    def _terminal(
+        self, batch: SystemBatch, generator: torch.Generator, start_control: Callable[[], Tensor | None] | None = None
+    ) -> Tensor:
+        """``X_1`` of ``batch`` from the checkpoint's kind of model; ``start_control``: a callable
+        giving the control at the start state if it is cheaper to compute apart (Adjoint Sampling only)."""
         kind = self.checkpoint.kind
         if kind == "adjoint_sampling":
             return sample_terminal(self.controller, batch, self.schedule, self.grid, generator,
                                    quiet_steps=self.checkpoint.quiet_steps, descent_steps=self.checkpoint.descent_steps,
-                                   descent_step=self.checkpoint.descent_step)
+                                   descent_step=self.checkpoint.descent_step,
+                                   start_control=None if start_control is None else start_control())
         schedule = cast(MemorylessSchedule, self.schedule)  # checked in __post_init__
         solver = self.checkpoint.solver
         if kind == "flow":

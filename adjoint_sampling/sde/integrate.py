@@ -35,6 +35,7 @@ def integrate(
     x_start: Tensor | None = None,
     base_drift: DriftFn | None = None,
     quiet_steps: int = 0,
+    start_control: Tensor | None = None,
 ) -> Tensor:
     """Simulate from ``X_0 = 0`` over ``grid`` ``(K+1,)``; returns ``X_1`` ``(M, D)``.
 
@@ -51,9 +52,12 @@ def integrate(
     ``quiet_steps``: the last that many steps add no noise (drift only: each moves to the mean of
     its Gaussian transition). The noise is still drawn, so the random stream, and the path up to
     those steps, are those of the noisy simulation; 0 is the SDE as it was trained.
+
+    ``start_control`` ``(M, D)``: ``control(grid[0], X_0)`` where the caller knows it already (say,
+    systems that share a start state); the first step then does not call ``control``.
     """
     return _euler_maruyama(control, space, schedule, grid, generator, dtype, x_start, track_weight=False,
-                           base_drift=base_drift, quiet_steps=quiet_steps)[0]
+                           base_drift=base_drift, quiet_steps=quiet_steps, start_control=start_control)[0]
 
 
 @torch.no_grad()
@@ -123,6 +127,7 @@ def _euler_maruyama(
     base_drift: DriftFn | None = None,
     record: list[Tensor] | None = None,
     quiet_steps: int = 0,
+    start_control: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     num_steps = grid.shape[0] - 1
     if not 0 <= quiet_steps <= num_steps:
@@ -130,6 +135,9 @@ def _euler_maruyama(
     if quiet_steps and track_weight:
         raise ValueError("the path weight is defined for the noisy simulation only (quiet_steps 0)")
     x = space.initial_state(dtype) if x_start is None else x_start.to(dtype)
+    if start_control is not None and (control is None or start_control.shape != x.shape):
+        raise ValueError(f"start_control must be {tuple(x.shape)} and needs a control, "
+                         f"got {tuple(start_control.shape)}")
     if record is not None:
         record.append(x)
     nu = schedule.nu(grid.to(torch.float64))
@@ -144,7 +152,8 @@ def _euler_maruyama(
         if base_drift is not None:
             step = step + float(grid[k + 1] - grid[k]) * space.project_vector(base_drift(t_sys, x))
         if control is not None:
-            f = space.project_vector(control(t_sys, x))
+            raw = start_control.to(dtype) if k == 0 and start_control is not None else control(t_sys, x)
+            f = space.project_vector(raw)
             step = step + dnu * f
             if log_ratio_rows is not None:
                 log_ratio_rows -= (sqrt_dnu * (f * eps).sum(-1) + 0.5 * dnu * (f * f).sum(-1)).double()
@@ -183,12 +192,14 @@ def sample_terminal(
     quiet_steps: int = 0,
     descent_steps: int = 0,
     descent_step: float = 0.0,
+    start_control: Tensor | None = None,
 ) -> Tensor:
     """Simulate the controlled SDE for ``batch``; returns ``X_1`` (M, D) (``None``: base process;
-    ``quiet_steps``: see :func:`integrate`; ``descent_steps`` of size ``descent_step`` after it:
-    see :func:`descend`)."""
+    ``quiet_steps`` and ``start_control``: see :func:`integrate`; ``descent_steps`` of size
+    ``descent_step`` after it: see :func:`descend`)."""
     if controller is None:
         return integrate(None, batch.space, schedule, grid, generator, quiet_steps=quiet_steps)
     control = lambda t, x: controller(t, x, batch)
-    x1 = integrate(control, batch.space, schedule, grid, generator, quiet_steps=quiet_steps)
+    x1 = integrate(control, batch.space, schedule, grid, generator, quiet_steps=quiet_steps,
+                   start_control=start_control)
     return descend(control, batch.space, x1, descent_steps, descent_step) if descent_steps else x1

@@ -201,6 +201,24 @@ def test_samples_spread_over_several_local_structures(sampler):
     assert all(not torch.allclose(first, other.local_positions) for other in structures[1:])
 
 
+def test_local_structure_counts_are_carried_by_the_checkpoint(checkpoint_path, sampler, tmp_path):
+    """``conformers_per_local_structure`` / ``max_local_structures``: fewer, shared local structures
+    (the same RDKit seeds, so the same first ones); bad settings are refused."""
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "structures.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, conformers_per_local_structure=8, max_local_structures=3))
+    sharing = Sampler.from_checkpoint(path)
+    record = sampler.prepare(GenerationRequest(CHIRAL, num_conformers=12, seed=5))
+    default, fewer = sampler.local_structures(record, 12, 5), sharing.local_structures(record, 12, 5)
+    assert len(default) == 3 and len(fewer) == 2  # ceil(12 / 4), ceil(12 / 8)
+    assert all(torch.equal(a.local_positions, b.local_positions) for a, b in zip(default, fewer))
+    assert len(sharing.local_structures(record, 100, 5)) == 3 and len(sampler.local_structures(record, 100, 5)) == 16
+    assert [n for _, n in sharing.local_structure_plan(record, 12, 5)] == [6, 6]
+    for bad in ({"conformers_per_local_structure": 0}, {"max_local_structures": 0}):
+        with pytest.raises(CheckpointError, match="local_structure"):
+            dataclasses.replace(ckpt, **bad)
+
+
 def test_a_stereoisomer_that_cannot_be_embedded_is_tried_once(sampler, monkeypatch):
     """The bridgehead nitrogen of this azabicyclo[2.2.2]octane enumerates as two stereoisomers, one of
     which cannot exist in 3D: it is tried once, and every local structure comes from the other."""
@@ -431,3 +449,69 @@ def test_selection_without_energies_keeps_distinct_draws_in_draw_order(checkpoin
     expected = greedy_distinct(heavy_atom_symmetry(record.parsed.mol), every, 0.25, max_kept=8)
     assert len(expected) == 8 and chosen.tolist() == expected.tolist()
     assert any("no energies to select" in r.getMessage() for r in caplog.records)
+
+
+def test_polish_energies_are_reported_without_evaluating_them_again(checkpoint_path, sampler, tmp_path, monkeypatch):
+    """With the polish on the reported-energy backend, the draw carries the polish's energies (equal
+    to a fresh MMFF94 evaluation of the returned positions), and ``generate`` reports them: after
+    the polish, the backend evaluates only the samples the clash repair moved."""
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "select.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, polish_steps=6, polish_step=0.01, select_from=1.5,
+                                                    clash_repair_steps=10, output_energy="mmff"))
+    selecting = Sampler.from_checkpoint(path)
+    assert selecting.polish_model() is selecting.energy_model()
+    request = GenerationRequest("CCCCCCC(=O)NCCCCOCCCC(=O)O", num_conformers=12, seed=3)
+    record = selecting.prepare(request)
+    drawn = selecting.draw(record, request)
+    mmff = MMFFEnergy()
+    fresh = mmff.energy_and_forces(record.system, torch.from_numpy(drawn.positions)).energy.numpy()
+    assert drawn.energy_model == "mmff" and drawn.energies.shape == (12,)
+    known = np.isfinite(drawn.energies)
+    assert known.sum() >= 9 and np.allclose(drawn.energies[known], fresh[known], rtol=0, atol=1e-9)
+
+    evaluated: list[int] = []
+    backend = selecting.energy_model()
+    original = type(backend).energy_and_forces
+
+    def counting(self, system, positions):
+        evaluated.append(len(positions))
+        return original(self, system, positions)
+
+    monkeypatch.setattr(type(backend), "energy_and_forces", counting)
+    every, every_energy = selecting.sample_with_energies(record, 18, 3, structures_for=12)  # the 1.5 x 12 draws
+    sampling_rows, evaluated[:] = sum(evaluated), []
+    out = selecting.generate(request)
+    reported = np.array([c.energy for c in out.conformers])
+    positions = np.stack([c.positions for c in out.conformers])
+    monkeypatch.undo()
+    assert out.energy_model == "mmff" and len(out.conformers) == 12 and out.num_generated == 12
+    assert np.allclose(reported, mmff.energy_and_forces(record.system, torch.from_numpy(positions)).energy.numpy(),
+                       rtol=0, atol=1e-9)
+    # beyond the sampling's own calls (polish), only the draws the clash repair moved were evaluated
+    moved = int(np.isnan(every_energy).sum())
+    assert 0 < moved < 18 and sum(evaluated) == sampling_rows + moved + int((~known).sum())
+
+
+def test_draws_on_one_local_structure_share_their_first_control(sampler, monkeypatch):
+    """Every draw starts at ``X_0 = 0``: the first control is evaluated once per local structure (a
+    batch of one system each), and the samples equal those with the control evaluated per draw."""
+    record = sampler.prepare(GenerationRequest("CCCCCCC(=O)NCCCCOCCCC(=O)O", num_conformers=24, seed=1))
+    plan = sampler.local_structure_plan(record, 24, 1)
+    assert len(plan) == 6
+    sizes: list[int] = []
+    forward = type(sampler.controller).forward
+
+    def counting(self, t, x, batch):
+        sizes.append(len(batch.keys))
+        return forward(self, t, x, batch)
+
+    monkeypatch.setattr(type(sampler.controller), "forward", counting)
+    shared = sampler.sample_plan(plan, seed=3)
+    steps = sampler.checkpoint.sde_steps
+    assert sizes == [6] + [24] * (steps - 1)
+    sizes.clear()
+    monkeypatch.setattr(Sampler, "_start_control", lambda self, records, chunk, make_batch: None)
+    per_draw = sampler.sample_plan(plan, seed=3)
+    assert sizes == [24] * steps
+    assert np.abs(shared - per_draw).max() < 1e-4  # float summation order only

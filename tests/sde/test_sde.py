@@ -113,6 +113,34 @@ def test_quiet_steps_beyond_the_grid_are_refused():
         integrate(None, space, SCHED, time_grid(3), torch.Generator().manual_seed(0), quiet_steps=4)
 
 
+def test_a_known_start_control_replaces_the_first_call_only():
+    """``start_control``: the first step uses it instead of calling the control (same random stream);
+    given the control's own value at the start it changes nothing; a wrong shape is refused."""
+    b = 16
+    space = TorusSpace(torch.arange(b), b, images=0)
+    grid = time_grid(4)
+    calls: list[float] = []
+
+    def control(t, x):
+        calls.append(float(t[0]))
+        return 0.3 - x
+
+    plain = integrate(control, space, SCHED, grid, torch.Generator().manual_seed(2), dtype=torch.float64)
+    assert calls == [float(t) for t in grid[:-1]]
+    calls.clear()
+    start = torch.full((b, 1), 0.3, dtype=torch.float64)  # control(grid[0], X_0 = 0)
+    known = integrate(control, space, SCHED, grid, torch.Generator().manual_seed(2), dtype=torch.float64,
+                      start_control=start)
+    assert calls == [float(t) for t in grid[1:-1]] and torch.equal(known, plain)
+    other = integrate(control, space, SCHED, grid, torch.Generator().manual_seed(2), dtype=torch.float64,
+                      start_control=-start)
+    assert not torch.allclose(other, plain)
+    with pytest.raises(ValueError, match="start_control"):
+        integrate(control, space, SCHED, grid, torch.Generator().manual_seed(2), start_control=start[:3])
+    with pytest.raises(ValueError, match="start_control"):
+        integrate(None, space, SCHED, grid, torch.Generator().manual_seed(2), start_control=start)
+
+
 def test_descent_along_a_gaussian_score_contracts_towards_its_mean():
     """With ``f(t, x) = -(x - m) / s2`` (the score of N(m, s2)), each step of size h multiplies the
     distance to m by (1 - h / s2), exactly; no step leaves x unchanged."""
