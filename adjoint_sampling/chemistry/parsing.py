@@ -15,7 +15,7 @@ from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from adjoint_sampling.core.errors import InvalidMoleculeError
 
-__all__ = ["SUPPORTED_ELEMENTS", "ParsedMolecule", "parse_mol", "parse_smiles", "require_elements"]
+__all__ = ["SUPPORTED_ELEMENTS", "ParsedMolecule", "canonical_smiles", "parse_mol", "parse_smiles", "require_elements"]
 
 SUPPORTED_ELEMENTS: tuple[str, ...] = ("H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I")
 """Elements of the SPICE training set (every element of ``spice_train.txt``)."""
@@ -48,6 +48,17 @@ class ParsedMolecule:
     @property
     def num_atoms(self) -> int:
         return int(self.mol.GetNumAtoms())
+
+
+def canonical_smiles(smiles: str) -> str:
+    """RDKit canonical SMILES of ``smiles`` as written (no hydrogens added, no fragment stripped;
+    ``smiles`` itself if RDKit cannot parse it): a key to compare molecule lists by."""
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        mol = Chem.MolFromSmiles(smiles)
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return smiles if mol is None else Chem.MolToSmiles(mol)
 
 
 def parse_smiles(smiles: str, **options: Any) -> ParsedMolecule:

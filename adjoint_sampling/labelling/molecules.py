@@ -19,8 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from rdkit import Chem, RDLogger
-
+from adjoint_sampling.chemistry.parsing import canonical_smiles
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.core.paths import SHARED_DATA_DIR
 from adjoint_sampling.labelling.config import SPLITS, LabelConfig, SplitFractions
@@ -58,16 +57,6 @@ class MoleculeEntry:
 
 def _digest(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
-
-
-def canonical_smiles(smiles: str) -> str:
-    """RDKit canonical SMILES of ``smiles`` (``smiles`` itself if RDKit cannot parse it)."""
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        mol = Chem.MolFromSmiles(smiles)
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-    return smiles if mol is None else Chem.MolToSmiles(mol)
 
 
 def molecule_id(canonical: str) -> str:

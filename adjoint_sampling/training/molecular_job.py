@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from adjoint_sampling.chemistry.graph import ELEMENTS
+from adjoint_sampling.chemistry.parsing import canonical_smiles
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.penalty import BondStructurePenalty, PenalizedEnergy
@@ -46,6 +47,9 @@ class MolecularProblemParams:
         list_entries: use only the first this many entries of the (shuffled) list, usable or not,
             so that the entries past them stay held out whatever the filters drop (the validation
             ensembles start at entry 2000 of the seed-0 shuffle); ``None``: the whole list.
+        exclude_smiles_file: a SMILES list whose molecules are left out (compared by RDKit
+            canonical SMILES), e.g. the validation ensembles' ``validation.txt`` when training on
+            the whole list; ``None``: none.
         max_atoms: skip molecules with more atoms (hydrogens included).
         min_torsions / max_torsions: skip molecules outside these rotatable-bond counts
             (torsional mode needs ``min_torsions >= 1``).
@@ -68,6 +72,7 @@ class MolecularProblemParams:
     max_molecules: int | None = 256
     shuffle_seed: int | None = 0
     list_entries: int | None = None
+    exclude_smiles_file: str | None = None
     max_atoms: int | None = 80
     min_torsions: int = 1
     max_torsions: int | None = 12
@@ -116,6 +121,11 @@ def build_molecular_problem(spec: dict[str, Any]) -> TorsionalMoleculeProblem | 
         random.Random(params.shuffle_seed).shuffle(smiles)
     if params.list_entries is not None:
         smiles = smiles[: params.list_entries]
+    if params.exclude_smiles_file is not None:
+        excluded = {canonical_smiles(s) for s in read_smiles_file(params.exclude_smiles_file)}
+        kept = [s for s in smiles if canonical_smiles(s) not in excluded]
+        log.info("left out %d molecules of %s", len(smiles) - len(kept), params.exclude_smiles_file)
+        smiles = kept
     description: dict[str, Any] = {
         "energy": params.energy, "energy_options": dict(params.energy_options),
         "elements": list(ELEMENTS), "local_structure": LOCAL_STRUCTURE_RECIPE,

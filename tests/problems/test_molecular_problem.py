@@ -172,6 +172,20 @@ def test_list_entries_keeps_the_rest_of_the_shuffled_list_out_of_training():
     assert problem.describe()["params"]["list_entries"] == 4
 
 
+def test_an_exclude_list_keeps_its_molecules_out_whatever_their_spelling(tmp_path):
+    """``exclude_smiles_file`` (a SPICE-style list, like the validation ensembles'): its molecules are
+    left out by canonical SMILES, the others kept in order; a missing file is refused."""
+    smiles = ["CCCCCCO", "OCCOCCO", "CCOC(=O)CC", "NCCCCN"]
+    listing = tmp_path / "held_out.txt"
+    listing.write_text("Rotatable_Bonds\tSMILES\tRot_Hash\n4\tOCCCCCC\tx1\n3\tO=C(CC)OCC\tx2\n")
+    problem = build_problem({"kind": "molecules", "mode": "torsional", "smiles": smiles, "shuffle_seed": None,
+                             "max_molecules": None, "exclude_smiles_file": str(listing)})
+    assert [r.smiles for r in problem.records] == ["OCCOCCO", "NCCCCN"]
+    assert problem.describe()["params"]["exclude_smiles_file"] == str(listing)
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_problem({"kind": "molecules", "smiles": smiles, "exclude_smiles_file": str(tmp_path / "none.txt")})
+
+
 def test_molecules_the_energy_refuses_are_dropped_before_training(tmp_path, caplog):
     """A GNN potential's element and charge range filter the training list up front (no mid-run stop)."""
     import logging
