@@ -12,8 +12,11 @@ PEPTIDE = "C[C@H](N)C(=O)N[C@@H](Cc1ccccc1)C(=O)N[C@@H](CC(C)C)C(=O)N[C@@H](CCCC
 
 
 def test_replacing_draws_returns_n_and_the_totals_add_up(tmp_path):
-    unrepaired = tmp_path / "unrepaired.pt"  # the shipped weights without the polish and repair: draws fail
-    write_sampling_variant(SHIPPED_MODEL_PATH, unrepaired, clash_repair_steps=0, polish_steps=0)
+    # the shipped weights at 5 SDE steps without the polish, the repair and the selection: about 40 %
+    # of the peptide's draws fail the check (at 2 steps about 75 %, more than 4 draws per conformer mend)
+    unrepaired = tmp_path / "unrepaired.pt"
+    write_sampling_variant(SHIPPED_MODEL_PATH, unrepaired, sde_steps=5, clash_repair_steps=0, polish_steps=0,
+                           select_from=1.0)
     result = measure(str(unrepaired), [PEPTIDE, "CCO", "C[Se]C"], n=12, seed=0, relax="none")
     once, replaced = result["totals"]["x1"], result["totals"]["x4"]
     assert once["molecules"] == replaced["molecules"] == 2  # the selenium molecule is refused, not counted
