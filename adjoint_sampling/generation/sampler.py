@@ -13,9 +13,9 @@ import dataclasses
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import cast
 
 import numpy as np
