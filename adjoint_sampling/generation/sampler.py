@@ -321,15 +321,19 @@ class Sampler(ConformerPipeline):
         clash repair moved afterwards)."""
         if self.mode != "torsional":
             return self._integrate([(record, num)], torch.Generator().manual_seed(int(seed)), cartesian_batch)
-        plan = self.local_structure_plan(record, num, seed, structures_for)
-        return self._integrate([(rec, n) for rec, n in plan if n > 0], torch.Generator().manual_seed(int(seed)),
-                               torsional_batch)
+        return self._sample_plan_with_energies(self.local_structure_plan(record, num, seed, structures_for), seed)
 
     def sample_plan(self, plan: list[tuple[MoleculeRecord, int]], seed: int) -> np.ndarray:
         """Raw torsional samples ``(sum n, N, 3)`` float64 angstrom of a prepared
         :meth:`local_structure_plan` (no RDKit work), deterministic in ``seed``."""
+        return self._sample_plan_with_energies(plan, seed)[0]
+
+    def _sample_plan_with_energies(
+        self, plan: list[tuple[MoleculeRecord, int]], seed: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`sample_plan` and the samples' polish energies (see :meth:`sample_with_energies`)."""
         generator = torch.Generator().manual_seed(int(seed))
-        return self._integrate([(rec, n) for rec, n in plan if n > 0], generator, torsional_batch)[0]
+        return self._integrate([(rec, n) for rec, n in plan if n > 0], generator, torsional_batch)
 
     def _integrate(
         self, plan: list[tuple[MoleculeRecord, int]], generator: torch.Generator, make_batch
