@@ -37,6 +37,7 @@ from adjoint_sampling.energy.gnn import load_gnn_checkpoint, save_gnn_checkpoint
 from adjoint_sampling.energy.gnn_graph import concat_graphs
 from adjoint_sampling.energy.gnn_model import GNNHParams, GNNPotential
 from adjoint_sampling.labelling.extxyz import frames_by_molecule
+from adjoint_sampling.labelling.pack import is_pack, read_pack
 from adjoint_sampling.training.config import parse_dataclass
 from adjoint_sampling.training.distributed import DistributedContext
 
@@ -124,8 +125,10 @@ class MoleculeFrames:
 
 
 def load_molecule_frames(files: Sequence[str | Path], splits: Sequence[str]) -> list[MoleculeFrames]:
-    """Frames of ``files`` in ``splits``, one :class:`MoleculeFrames` per molecule (:func:`frames_by_molecule`)."""
-    return [
+    """Frames of ``files`` in ``splits``, one :class:`MoleculeFrames` per molecule, in ``mol_id`` order:
+    extxyz files grouped by :func:`frames_by_molecule`, packs (:mod:`~adjoint_sampling.labelling.pack`) as packed."""
+    extxyz = [f for f in files if not is_pack(f)]
+    molecules = [
         MoleculeFrames(
             mol_id=frames[0].mol_id,
             atomic_numbers=torch.as_tensor(frames[0].atomic_numbers, dtype=torch.long),
@@ -134,8 +137,16 @@ def load_molecule_frames(files: Sequence[str | Path], splits: Sequence[str]) -> 
             energy=torch.tensor([f.energy_kcal_mol for f in frames], dtype=torch.float64),
             forces=torch.as_tensor(np.stack([f.forces_kcal_mol_a for f in frames]), dtype=torch.float64),
         )
-        for frames in frames_by_molecule(files, splits)
+        for frames in (frames_by_molecule(extxyz, splits) if extxyz else [])
     ]
+    for path in (f for f in files if is_pack(f)):
+        molecules.extend(
+            MoleculeFrames(mol_id=m.mol_id, atomic_numbers=torch.as_tensor(m.atomic_numbers, dtype=torch.long),
+                           charge=m.charge, positions=torch.as_tensor(m.positions), energy=torch.as_tensor(m.energy),
+                           forces=torch.as_tensor(m.forces))
+            for m in read_pack(path, splits)
+        )
+    return sorted(molecules, key=lambda m: m.mol_id)
 
 
 def _fit_references(molecules: list[MoleculeFrames], elements: tuple[int, ...]) -> torch.Tensor:

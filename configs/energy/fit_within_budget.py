@@ -5,6 +5,7 @@ of the start (the cosine schedule then completes), writes that config as ``OUT/c
 trains into ``OUT/run``. Several of these can share one GPU.
 
     python configs/energy/fit_within_budget.py configs/energy/nequip_small.yaml --out runs/x --budget-s 450
+    python configs/energy/fit_within_budget.py CONFIG --out runs/x --budget-s 450 --data .device/spice_xtb.pack.npz
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--budget-s", type=float, required=True)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--data", action="append", default=None,
+                        help="glob pattern of labelled files (extxyz or a label pack) instead of the config's data")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     started = time.time()
     job = load_energy_fit_job(args.config)
+    if args.data:
+        job = dataclasses.replace(job, data=tuple(args.data))
     torch.set_num_threads(job.num_threads)
     files = job.data_files()
     calibration = dataclasses.replace(job.fit, steps=60, log_every=10, checkpoint_every=60, warmup_steps=0)
@@ -46,7 +51,8 @@ def main() -> int:
     steps = max(int(SAFETY * remaining / seconds_per_step), 100)
     fit = dataclasses.replace(job.fit, steps=steps, checkpoint_every=max(steps // 4, 1),
                               warmup_steps=min(job.fit.warmup_steps, steps // 10))
-    config = {**yaml.safe_load(Path(args.config).read_text()), "fit": json.loads(json.dumps(dataclasses.asdict(fit)))}
+    config = {**yaml.safe_load(Path(args.config).read_text()), "data": list(job.data),
+              "fit": json.loads(json.dumps(dataclasses.asdict(fit)))}
     (args.out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     print(f"{args.config}: {seconds_per_step * 1e3:.1f} ms per step, {steps} steps", flush=True)
     fit_potential(files, fit, args.out / "run", device=args.device)
