@@ -14,6 +14,8 @@ __all__, __getattr__ = lazy_exports(
         "LabelledFrame": ".extxyz",
         "read_frames": ".extxyz",
         "write_frames_gz": ".extxyz",
+        "read_pack": ".pack",
+        "write_pack": ".pack",
         "molecule_entries": ".molecules",
         "parse_shard": ".molecules",
         "label_molecule": ".labeller",
