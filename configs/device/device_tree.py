@@ -33,7 +33,8 @@ HOOK_MARK = "# device_tree guard"
 HOOK = f"""#!/bin/sh
 {HOOK_MARK}
 if [ -f "$(git rev-parse --git-dir)/{STATE_FILE}" ]; then
-  echo "device_tree: the index is slimmed for a device call; run 'python configs/device/device_tree.py restore' first" >&2
+  echo "device_tree: the index is slimmed for a device call;" \
+       "run 'python configs/device/device_tree.py restore' first" >&2
   exit 1
 fi
 """
