@@ -507,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="GNN checkpoint (repeatable)")
     parser.add_argument("--spice-labels", type=Path, default=DEFAULT_SPICE_LABELS, help="labelling job folder")
+    parser.add_argument("--spice-split", choices=("test", "validation"), default="test",
+                        help="split of the labelled frames to evaluate (validation: for choosing between models)")
     parser.add_argument("--crest-labels", type=Path, default=DEFAULT_OUT_DIR, help="gnn_reference_labels folder")
     parser.add_argument("--test-list", type=Path, default=SHARED_DATA_DIR / "spice_test.txt")
     parser.add_argument("--conformer-dir", type=Path, default=SHARED_DATA_DIR / "spice_test_conformers")
@@ -527,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     from adjoint_sampling.energy.gnn import GNNEnergy
 
     sets = {
-        "spice_xtb test": load_labelled_molecules(args.spice_labels, "test", args.max_molecules),
+        f"spice_xtb {args.spice_split}": load_labelled_molecules(args.spice_labels, args.spice_split, args.max_molecules),
         "crest_test_xtb": load_labelled_molecules(args.crest_labels, "test", args.max_molecules),
     }
     for name, molecules in sets.items():
@@ -539,7 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     report: dict[str, Any] = {
         "config": {
-            "spice_labels": str(args.spice_labels), "crest_labels": str(args.crest_labels),
+            "spice_labels": str(args.spice_labels), "spice_split": args.spice_split,
+            "crest_labels": str(args.crest_labels), "test_list": str(args.test_list),
+            "conformer_dir": str(args.conformer_dir),
             "max_molecules": args.max_molecules, "relax_conformers": args.relax_conformers,
             "relax_steps": args.relax_steps, "dtype": args.dtype, "torch_threads": args.threads,
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

@@ -3,6 +3,7 @@ equal to the reference is exact, and the command runs end to end on a random-wei
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 
@@ -146,3 +147,25 @@ def test_command_runs_end_to_end_on_a_random_checkpoint(tmp_path, capsys):
     assert report["baselines"]["crest_test_xtb"]["all"]["frames"] == 4
     table = capsys.readouterr().out
     assert "| gnn.pt | crest_test_xtb: crest_perturbed |" in table and "| mmff |" in table
+
+
+def test_the_validation_split_can_be_evaluated_instead_of_the_test_split(tmp_path, capsys):
+    config = write_reference_set(tmp_path)
+    labels = tmp_path / "labels"
+    run_reference_labels(config, labels)
+    (labels / "data" / "validation").mkdir(parents=True)
+    for path in (labels / "data" / "test").glob("*.extxyz.gz"):
+        text = gzip.decompress(path.read_bytes()).decode().replace("split=test", "split=validation")
+        (labels / "data" / "validation" / path.name).write_bytes(gzip.compress(text.encode()))
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "gnn.pt"
+    save_gnn_checkpoint(checkpoint, GNNPotential(GNNHParams(num_scalars=8, num_vectors=4, num_layers=2, radial_hidden=8)))
+    out = tmp_path / "accuracy.json"
+    assert main(["--checkpoint", str(checkpoint), "--spice-labels", str(labels), "--spice-split", "validation",
+                 "--crest-labels", str(tmp_path / "none"), "--relax-conformers", "0", "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    (entry,) = report["checkpoints"]
+    assert report["config"]["spice_split"] == "validation"
+    assert set(entry["sets"]) == {"spice_xtb validation"}  # the missing CREST labels are left out
+    assert entry["sets"]["spice_xtb validation"]["all"]["frames"] == 4
+    assert "spice_xtb validation" in capsys.readouterr().out
