@@ -483,7 +483,8 @@ def _tables(report: dict[str, Any]) -> str:
         lines += [
             "",
             (
-                "| relaxation of CREST conformers | molecules | conformers | median heavy-atom RMSD moved (A) | mean "
+                f"| relaxation of the conformers of {Path(report['config']['conformer_dir']).name} | molecules "
+                "| conformers | median heavy-atom RMSD moved (A) | mean "
                 "| p90 | converged | CPU s/conformer | median RMSD to xtb-relaxed (A) |"
             ),
             "|---|---|---|---|---|---|---|---|---|",
