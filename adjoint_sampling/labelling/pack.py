@@ -1,7 +1,7 @@
 """A compact pack of labelled frames for training where bytes are scarce (a device call sends 64 MiB).
 
 The gzip extended XYZ files stay the data of record; a pack is derived from them and holds what the
-potential fit reads, in about 45 % of their bytes: per molecule its id, split, charge and atomic
+potential fit reads, in about half their bytes: per molecule its id, split, charge and atomic
 numbers, per frame the energy (float64, kcal/mol, exact), positions rounded to 1e-5 angstrom and forces
 rounded to 1e-3 kcal/mol/angstrom (int32, byte planes split, LZMA). The rounding is far below what a
 potential resolves (the forces' own SCF noise is larger). One ``.pack.npz`` file (numpy's uncompressed
