@@ -92,3 +92,18 @@ def test_slim_refuses_what_it_cannot_undo(repo, capsys):
     assert _git(repo, "ls-files", "data").stdout  # nothing was changed
     assert device_tree.main(["--root", str(repo / "missing"), "size"]) == 1
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_this_repository_slimmed_leaves_room_for_the_label_pack():
+    """The slim of a device call must keep working as the repository grows: the tracked files outside
+    SLIM_PATHS leave CARRY_ROOM_BYTES under the limit for the pack and the wheels."""
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    slimmed = [p.rstrip("/") for p in device_tree.SLIM_PATHS]
+    size = sum(
+        (REPO_ROOT / rel).lstat().st_size
+        for rel in device_tree.travelling_files(REPO_ROOT)
+        if not any(rel == p or rel.startswith(p + "/") for p in slimmed)
+    )
+    assert size <= device_tree.LIMIT_BYTES - device_tree.CARRY_ROOM_BYTES, f"{size / 2**20:.1f} MiB"
+    assert size < device_tree.travel_size(REPO_ROOT, [])[0]  # the slim does leave something out

@@ -5,7 +5,7 @@ paths, at most 64 MiB together. The committed labels, benchmark records and arch
 more than that, so a device call first takes the heavy folders out of the index (the files stay on
 disk, excluded through ``.git/info/exclude``) and carries back in only what the run reads:
 
-    python configs/device/device_tree.py slim data/labels benchmarks/results models/archive
+    python configs/device/device_tree.py slim            # SLIM_PATHS, or name the paths
     python configs/device/device_tree.py size --carry .device          # must print "fits"
     ... device run with carry [".device", ...] ...
     python configs/device/device_tree.py restore                       # the index as before
@@ -26,6 +26,11 @@ from collections import Counter
 from pathlib import Path
 
 LIMIT_BYTES = 64 * 2**20
+SLIM_PATHS = ("data/labels", "benchmarks/results", "benchmarks/synthetic/models")
+"""What ``slim`` leaves out when given no path: the committed labels (a pack carries what a fit
+reads), the benchmark records and the synthetic models (about 100 of the tree's MiB)."""
+CARRY_ROOM_BYTES = 40 * 2**20
+"""Room the slimmed tree must leave under the limit for carried paths (the label pack, 31 MiB, and wheels)."""
 STATE_FILE = "device-slim.json"
 EXCLUDE_BEGIN = "# device_tree slim: begin"
 EXCLUDE_END = "# device_tree slim: end"
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--limit-mib", type=float, default=LIMIT_BYTES / 2**20)
     size.add_argument("--top", type=int, default=8)
     slim_parser = sub.add_parser("slim", help="leave tracked paths out of what travels")
-    slim_parser.add_argument("paths", nargs="+")
+    slim_parser.add_argument("paths", nargs="*", help=f"default: {' '.join(SLIM_PATHS)}")
     sub.add_parser("restore", help="undo slim")
     args = parser.parse_args(argv)
     try:
@@ -179,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{total / 2**20:.2f} MiB would travel, limit {limit / 2**20:.0f} MiB: {verdict}")
             return 0 if total <= limit else 2
         if args.command == "slim":
-            slim(root, args.paths)
-            print(f"left out of the index: {' '.join(args.paths)} (restore before committing)")
+            paths = args.paths or list(SLIM_PATHS)
+            slim(root, paths)
+            print(f"left out of the index: {' '.join(paths)} (restore before committing)")
             return 0
         print(f"restored: {' '.join(restore(root))}")
         return 0

@@ -18,5 +18,5 @@ rm -f .whl/adjoint_sampling-*.whl
 "$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir .whl .
 "$python" -m adjoint_sampling.labelling.pack .device/spice_xtb.pack.npz \
     "data/labels/spice_xtb/data/*/chunk-*.extxyz.gz" --splits train validation
-"$python" configs/device/device_tree.py slim data/labels benchmarks/results benchmarks/synthetic/models
+"$python" configs/device/device_tree.py slim   # its SLIM_PATHS: labels, benchmark records, synthetic models
 "$python" configs/device/device_tree.py size --carry .whl --carry .device
