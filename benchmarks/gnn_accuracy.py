@@ -508,8 +508,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="GNN checkpoint (repeatable)")
     parser.add_argument("--spice-labels", type=Path, default=DEFAULT_SPICE_LABELS, help="labelling job folder")
-    parser.add_argument("--spice-split", choices=("test", "validation"), default="test",
-                        help="split of the labelled frames to evaluate (validation: for choosing between models)")
+    parser.add_argument("--spice-split", choices=("test", "validation", "train"), default="test",
+                        help="split of the labelled frames to evaluate (validation: for choosing between models; "
+                             "train against validation: whether more data or more capacity is wanted)")
     parser.add_argument("--crest-labels", type=Path, default=DEFAULT_OUT_DIR, help="gnn_reference_labels folder")
     parser.add_argument("--test-list", type=Path, default=SHARED_DATA_DIR / "spice_test.txt")
     parser.add_argument("--conformer-dir", type=Path, default=SHARED_DATA_DIR / "spice_test_conformers")
