@@ -128,6 +128,9 @@ class MoleculeErrors:
         spearman: :func:`spearman` of the energies.
         force_abs_error_sum: sum of |F_model - F_ref| over all components, kcal/mol/angstrom.
         force_components: number of components summed (frames x atoms x 3).
+        energy_offset: for the frames of one source: the mean of reference minus model energy over them,
+            both centred on the molecule's frames of every source (kcal/mol; positive: the model puts this
+            source too low against the others); ``nan`` for a whole molecule.
     """
 
     mol_id: str
@@ -136,12 +139,15 @@ class MoleculeErrors:
     spearman: float
     force_abs_error_sum: float
     force_components: int
+    energy_offset: float = float("nan")
 
 
 def molecule_errors(
-    mol_id: str, energy: np.ndarray, reference_energy: np.ndarray, forces: np.ndarray, reference_forces: np.ndarray
+    mol_id: str, energy: np.ndarray, reference_energy: np.ndarray, forces: np.ndarray, reference_forces: np.ndarray,
+    energy_offset: float = float("nan"),
 ) -> MoleculeErrors:
-    """Errors of model energies ``(K,)`` kcal/mol and forces ``(K, N, 3)`` kcal/mol/angstrom against the references."""
+    """Errors of model energies ``(K,)`` kcal/mol and forces ``(K, N, 3)`` kcal/mol/angstrom against the references
+    (``energy_offset``: see :class:`MoleculeErrors`)."""
     energy = np.asarray(energy, dtype=np.float64)
     diff = np.abs(np.asarray(forces, dtype=np.float64) - np.asarray(reference_forces, dtype=np.float64))
     return MoleculeErrors(
@@ -151,6 +157,7 @@ def molecule_errors(
         spearman=spearman(energy, reference_energy),
         force_abs_error_sum=float(diff.sum()),
         force_components=int(diff.size),
+        energy_offset=float(energy_offset),
     )
 
 
@@ -162,8 +169,10 @@ def _finite(values: Sequence[float]) -> np.ndarray:
 def summarize_errors(errors: Sequence[MoleculeErrors]) -> dict[str, Any]:
     """Figures over molecules: mean and median relative-energy MAE (molecules with >= 2 frames), force MAE
     per component (pooled over all frames), median and mean Spearman (molecules with
-    >= ``MIN_FRAMES_SPEARMAN`` frames and non-constant energies), and the counts behind each."""
+    >= ``MIN_FRAMES_SPEARMAN`` frames and non-constant energies), the counts behind each, and for the
+    frames of one source the mean |energy offset| and the mean offset (``None`` for whole molecules)."""
     rel = _finite([e.energy_rel_mae for e in errors])
+    offsets = _finite([e.energy_offset for e in errors])
     rho = _finite([e.spearman for e in errors])
     components = sum(e.force_components for e in errors)
 
@@ -180,6 +189,8 @@ def summarize_errors(errors: Sequence[MoleculeErrors]) -> dict[str, Any]:
         "spearman_median": stat(np.median, rho),
         "spearman_mean": stat(np.mean, rho),
         "spearman_molecules": int(rho.size),
+        "energy_offset_mean_abs": stat(np.mean, np.abs(offsets)),
+        "energy_offset_mean": stat(np.mean, offsets),
     }
 
 
@@ -245,10 +256,14 @@ def _errors(
     mol: LabelledMolecule, energy: np.ndarray, forces: np.ndarray, ok: np.ndarray, by_source: dict[str, list[MoleculeErrors]]
 ) -> MoleculeErrors:
     """Errors on all ``ok`` frames of ``mol``; appends the errors on each source's frames to ``by_source``."""
+    residual = np.full(mol.num_frames, np.nan)
+    if ok.any():
+        residual[ok] = (mol.energy[ok] - mol.energy[ok].mean()) - (energy[ok] - energy[ok].mean())
     for source in sorted(set(mol.sources.tolist())):
         mask = ok & (mol.sources == source)
+        offset = float(residual[mask].mean()) if mask.any() else float("nan")
         by_source.setdefault(source, []).append(
-            molecule_errors(mol.mol_id, energy[mask], mol.energy[mask], forces[mask], mol.forces[mask])
+            molecule_errors(mol.mol_id, energy[mask], mol.energy[mask], forces[mask], mol.forces[mask], offset)
         )
     return molecule_errors(mol.mol_id, energy[ok], mol.energy[ok], forces[ok], mol.forces[ok])
 
@@ -461,8 +476,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def _tables(report: dict[str, Any]) -> str:
     lines = [
-        "| checkpoint | set | molecules | frames | rel. E MAE (kcal/mol) | F MAE (kcal/mol/A) | median Spearman | gnn CPU ms/frame |",
-        "|---|---|---|---|---|---|---|---|",
+        "| checkpoint | set | molecules | frames | rel. E MAE (kcal/mol) | F MAE (kcal/mol/A) | median Spearman "
+        "| gnn CPU ms/frame | source's energy offset, mean abs. / mean (kcal/mol) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     entries = [{"label": "(constant E, zero F)", "sets": {
         name: dict(base, model_cpu_ms_per_frame=None) for name, base in report["baselines"].items()
@@ -470,12 +486,13 @@ def _tables(report: dict[str, Any]) -> str:
     for ckpt in entries:
         for name, result in ckpt["sets"].items():
             rows = [(name, result["all"], result["model_cpu_ms_per_frame"])]
-            if name.startswith("crest"):
-                rows += [(f"{name}: {src}", s, None) for src, s in result["by_source"].items()]
+            rows += [(f"{name}: {src}", s, None) for src, s in result["by_source"].items()]
             for label, s, ms in rows:
+                offsets = ("-" if s.get("energy_offset_mean_abs") is None
+                           else f"{_fmt(s['energy_offset_mean_abs'], 2)} / {s['energy_offset_mean']:+.2f}")
                 lines.append(
                     f"| {ckpt['label']} | {label} | {s['molecules']} | {s['frames']} | {_fmt(s['energy_rel_mae'])} "
-                    f"| {_fmt(s['force_mae'])} | {_fmt(s['spearman_median'])} | {_fmt(ms, 2)} |"
+                    f"| {_fmt(s['force_mae'])} | {_fmt(s['spearman_median'])} | {_fmt(ms, 2)} | {offsets} |"
                 )
     relax_rows = [("mmff", report.get("mmff_relax"), None), ("xtb (GFN2, tblite)", report.get("xtb_relax"), None)]
     relax_rows += [(f"gnn {c['label']}", c.get("relax"), c.get("relax_vs_xtb")) for c in report["checkpoints"]]

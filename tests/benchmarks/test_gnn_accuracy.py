@@ -169,3 +169,31 @@ def test_the_validation_split_can_be_evaluated_instead_of_the_test_split(tmp_pat
     assert set(entry["sets"]) == {"spice_xtb validation"}  # the missing CREST labels are left out
     assert entry["sets"]["spice_xtb validation"]["all"]["frames"] == 4
     assert "spice_xtb validation" in capsys.readouterr().out
+
+
+class SourceShift(Lookup):
+    """The reference labels, with the energies of one source's frames shifted by ``shift`` kcal/mol."""
+
+    def __init__(self, molecules: list[LabelledMolecule], source: str, shift: float) -> None:
+        super().__init__(molecules)
+        self.source, self.shift = source, shift
+
+    def energy_and_forces(self, system: AtomicSystem, positions: torch.Tensor) -> EnergyResult:
+        result = super().energy_and_forces(system, positions)
+        mol = self.by_key[system.key]
+        energy = result.energy + self.shift * torch.from_numpy(mol.sources == self.source)
+        return EnergyResult(energy=energy, forces=result.forces, ok=result.ok)
+
+
+def test_a_source_placed_too_high_shows_as_its_energy_offset():
+    molecules = _molecules()
+    by_source = evaluate_molecules(SourceShift(molecules, "crest_perturbed", 2.0), molecules)["by_source"]
+    # molecule k has frames crest, perturbed, crest, ... : centred on all frames, the perturbed frames sit
+    # 2 (1 - share of perturbed frames) too high, the crest frames 2 x share too low
+    shares = [2 / 5, 2 / 4, 1 / 2]
+    assert by_source["crest_perturbed"]["energy_offset_mean"] == pytest.approx(-2.0 * np.mean([1 - s for s in shares]))
+    assert by_source["crest"]["energy_offset_mean"] == pytest.approx(2.0 * np.mean(shares))
+    assert by_source["crest"]["energy_offset_mean_abs"] == pytest.approx(2.0 * np.mean(shares))
+    exact = evaluate_molecules(Lookup(molecules), molecules)
+    assert exact["by_source"]["crest"]["energy_offset_mean_abs"] == pytest.approx(0.0, abs=1e-9)
+    assert exact["all"]["energy_offset_mean_abs"] is None  # no offset for whole molecules
