@@ -548,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     from adjoint_sampling.energy.gnn import GNNEnergy
 
     sets = {
-        f"spice_xtb {args.spice_split}": load_labelled_molecules(args.spice_labels, args.spice_split, args.max_molecules),
+        f"spice_xtb {args.spice_split}": load_labelled_molecules(
+            args.spice_labels, args.spice_split, args.max_molecules),
         "crest_test_xtb": load_labelled_molecules(args.crest_labels, "test", args.max_molecules),
     }
     for name, molecules in sets.items():

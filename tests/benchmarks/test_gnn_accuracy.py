@@ -159,7 +159,8 @@ def test_the_validation_split_can_be_evaluated_instead_of_the_test_split(tmp_pat
         (labels / "data" / "validation" / path.name).write_bytes(gzip.compress(text.encode()))
     torch.manual_seed(0)
     checkpoint = tmp_path / "gnn.pt"
-    save_gnn_checkpoint(checkpoint, GNNPotential(GNNHParams(num_scalars=8, num_vectors=4, num_layers=2, radial_hidden=8)))
+    hp = GNNHParams(num_scalars=8, num_vectors=4, num_layers=2, radial_hidden=8)
+    save_gnn_checkpoint(checkpoint, GNNPotential(hp))
     out = tmp_path / "accuracy.json"
     assert main(["--checkpoint", str(checkpoint), "--spice-labels", str(labels), "--spice-split", "validation",
                  "--crest-labels", str(tmp_path / "none"), "--relax-conformers", "0", "--output", str(out)]) == 0
