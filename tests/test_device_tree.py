@@ -99,11 +99,10 @@ def test_this_repository_slimmed_leaves_room_for_the_label_pack():
     SLIM_PATHS leave CARRY_ROOM_BYTES under the limit for the pack and the wheels."""
     if not (REPO_ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    slimmed = [p.rstrip("/") for p in device_tree.SLIM_PATHS]
     size = sum(
         (REPO_ROOT / rel).lstat().st_size
         for rel in device_tree.travelling_files(REPO_ROOT)
-        if not any(rel == p or rel.startswith(p + "/") for p in slimmed)
+        if not device_tree.is_under(rel, device_tree.SLIM_PATHS)
     )
     assert size <= device_tree.LIMIT_BYTES - device_tree.CARRY_ROOM_BYTES, f"{size / 2**20:.1f} MiB"
     assert size < device_tree.travel_size(REPO_ROOT, [])[0]  # the slim does leave something out

@@ -66,6 +66,11 @@ def travelling_files(root: Path) -> list[str]:
     return sorted({p for p in listed if p and os.path.lexists(root / p)})
 
 
+def is_under(rel: str, paths: list[str] | tuple[str, ...]) -> bool:
+    """Whether the relative path ``rel`` is one of ``paths`` or lies inside one of them."""
+    return any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in paths)
+
+
 def _size(path: Path) -> int:
     return path.lstat().st_size if path.is_symlink() or path.is_file() else 0
 
@@ -87,7 +92,7 @@ def travel_size(root: Path, carry: list[str]) -> tuple[int, Counter[str]]:
         per_folder["/".join(parts[:2]) if len(parts) > 2 else parts[0]] += size
 
     for rel in travelling_files(root):
-        if not any(rel == c or rel.startswith(c + "/") for c in carried):
+        if not is_under(rel, carried):
             add(rel, _size(root / rel))
     for c in carried:
         if not (root / c).exists():
