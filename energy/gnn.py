@@ -184,7 +184,8 @@ class GNNEnergy(EnergyModel):
         if max_batch < 1:
             raise ConfigError(f"gnn max_batch must be >= 1, got {max_batch}")
         self.checkpoint = checkpoint if checkpoint is not None else load_gnn_checkpoint(checkpoint_path)
-        self.model = self.checkpoint.build_model().to(getattr(torch, dtype))
+        self.model = self.checkpoint.build_model()
+        self.model.network.to(getattr(torch, dtype))  # the fitted float64 buffers stay float64
         for p in self.model.parameters():
             p.requires_grad_(False)
         if compiled is None:

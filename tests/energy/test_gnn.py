@@ -139,6 +139,9 @@ def test_checkpoint_round_trip_registry_and_size_warning(tmp_path, molecule, cap
         assert torch.allclose(energy, model.double()(pos, system.atomic_numbers, 0), atol=1e-9, rtol=0)
     fast = build_energy("gnn", checkpoint_path=path)  # float32 network, float64 out
     assert torch.allclose(fast.energy(system, pos), energy, atol=1e-3, rtol=0)
+    # only the network is cast: the fitted per-element references stay float64, bit for bit
+    assert fast.model.atom_reference.dtype == torch.float64
+    assert torch.equal(fast.model.atom_reference, model.atom_reference)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         load_gnn_checkpoint(tmp_path / "bad.pt")
