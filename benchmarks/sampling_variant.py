@@ -26,7 +26,8 @@ __all__ = ["write_sampling_variant"]
 
 SETTINGS = ("sde_steps", "grid_kind", "grid_power", "quiet_steps", "descent_steps", "descent_step",
             "clash_repair_steps", "polish_steps", "polish_step", "polish_energy", "polish_tolerance",
-            "select_from", "select_rmsd", "conformers_per_local_structure", "max_local_structures",
+            "select_from", "select_rmsd", "relaxed_select_from", "relaxed_select_rmsd", "relaxed_prescreen_steps",
+            "relaxed_raw_select_from", "conformers_per_local_structure", "max_local_structures",
             "output_energy")
 
 
@@ -67,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select-from", type=float,
                         help="draws per returned sample; > 1: keep the lowest in --polish-energy that are distinct")
     parser.add_argument("--select-rmsd", type=float, help="least heavy-atom RMSD between selected samples, angstrom")
+    parser.add_argument("--relaxed-select-from", type=float,
+                        help="draws per returned conformer of a request with a relaxation; > 1: relax them all and "
+                             "keep the lowest in relaxed energy that are distinct")
+    parser.add_argument("--relaxed-select-rmsd", type=float,
+                        help="least heavy-atom RMSD between relaxed conformers kept, angstrom")
+    parser.add_argument("--relaxed-prescreen-steps", type=int,
+                        help="> 0: choose on energies after at most that many optimiser iterations, then relax only "
+                             "the chosen to the end")
+    parser.add_argument("--relaxed-raw-select-from", type=float,
+                        help="> 0: the raw --select-from of requests with a relaxation (0: the same as --select-from)")
     parser.add_argument("--conformers-per-local-structure", type=int,
                         help="torsional models: samples per RDKit local structure (fewer structures: faster)")
     parser.add_argument("--max-local-structures", type=int, help="torsional models: most local structures per request")

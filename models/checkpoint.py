@@ -79,6 +79,16 @@ class ModelCheckpoint:
             that are at least ``select_rmsd`` angstrom heavy-atom RMSD apart
             (``generation.selection``; 1: every draw, as in checkpoints without it). Training never
             uses it.
+        relaxed_select_from / relaxed_select_rmsd / relaxed_prescreen_steps / relaxed_raw_select_from: for a
+            request with a relaxation, ``relaxed_select_from`` > 1: ``ceil(relaxed_select_from * n)``
+            samples are drawn for ``n`` requested (each chosen by the raw selection above), all relaxed,
+            and the ``n`` lowest in relaxed energy that are at least ``relaxed_select_rmsd`` angstrom
+            heavy-atom RMSD apart returned (relaxed draws often end in the same minimum).
+            ``relaxed_prescreen_steps`` > 0: the draws are first relaxed by at most that many optimiser
+            iterations, the ``n`` are chosen on those energies, and only they are relaxed to the end.
+            ``relaxed_raw_select_from`` > 0: the raw selection of such a request takes this in place of
+            ``select_from`` (more draws per relaxed conformer without changing unrelaxed requests).
+            (1 / 0 / 0: off, as in checkpoints without them.)
         conformers_per_local_structure / max_local_structures: torsional models only: a sampler
             builds ``min(max_local_structures, ceil(n / conformers_per_local_structure))`` local
             structures (RDKit ETKDG + MMFF94 conformers) for ``n`` samples (4 / 16, as in checkpoints
@@ -114,6 +124,10 @@ class ModelCheckpoint:
     polish_tolerance: float = 0.0
     select_from: float = 1.0
     select_rmsd: float = 0.25
+    relaxed_select_from: float = 1.0
+    relaxed_select_rmsd: float = 0.25
+    relaxed_prescreen_steps: int = 0
+    relaxed_raw_select_from: float = 0.0
     conformers_per_local_structure: int = 4
     max_local_structures: int = 16
     format_version: int = FORMAT_VERSION
@@ -145,6 +159,14 @@ class ModelCheckpoint:
         if not float(self.select_from) >= 1.0 or not float(self.select_rmsd) >= 0.0:  # polish_energy checked above
             raise CheckpointError(f"select_from {self.select_from!r} / select_rmsd {self.select_rmsd!r}: a checkpoint "
                                   "takes select_from >= 1 and select_rmsd >= 0 angstrom (energies on polish_energy)")
+        raw = float(self.relaxed_raw_select_from)
+        if not float(self.relaxed_select_from) >= 1.0 or not float(self.relaxed_select_rmsd) >= 0.0 or (
+                int(self.relaxed_prescreen_steps) < 0) or not (raw == 0.0 or raw >= 1.0):
+            raise CheckpointError(f"relaxed_select_from {self.relaxed_select_from!r} / relaxed_select_rmsd "
+                                  f"{self.relaxed_select_rmsd!r} / relaxed_prescreen_steps "
+                                  f"{self.relaxed_prescreen_steps!r} / relaxed_raw_select_from {raw!r}: a checkpoint "
+                                  "takes relaxed_select_from >= 1, relaxed_select_rmsd >= 0 angstrom, "
+                                  "relaxed_prescreen_steps >= 0 and relaxed_raw_select_from 0 (off) or >= 1")
         if int(self.conformers_per_local_structure) < 1 or int(self.max_local_structures) < 1:
             raise CheckpointError(f"conformers_per_local_structure {self.conformers_per_local_structure!r} / "
                                   f"max_local_structures {self.max_local_structures!r}: a checkpoint takes both >= 1")

@@ -127,7 +127,8 @@ class ConformerResult(BaseModel):
     num_dropped: int
     dropped: dict[str, int] = Field(
         description="dropped samples by reason (structure check, relax_failed, pruned, energy_window, surplus: valid "
-        "draws beyond n_conformers when failed draws were replaced)"
+        "draws beyond n_conformers when failed draws were replaced, not_selected: relaxed draws left out by a model "
+        "that relaxes more draws than asked for and keeps the lowest-energy distinct ones)"
     )
     num_reflected: int
     removed_fragments: list[str] = Field(description="SMILES of the stripped counter-ions / solvents")

@@ -15,7 +15,11 @@ and draw raw conformers of it. :meth:`ConformerPipeline.generate` does the rest,
    larger than its training data gets a ``ConformerSet.warnings`` entry);
 5. n in, n out: while fewer than ``num_conformers`` passed, draw again (what is missing, scaled by
    the pass rate so far, seeds advanced) up to ``max_draw_multiple`` raw draws per requested
-   conformer; valid conformers beyond ``num_conformers`` are counted as ``dropped["surplus"]``;
+   conformer; valid conformers beyond ``num_conformers`` are counted as ``dropped["surplus"]``.
+   A generator with a :class:`RelaxedSelection` draws ``draws_per_conformer`` times as many for a
+   request with a relaxation, relaxes them all (or prescreens them with a few optimiser
+   iterations), keeps the lowest in relaxed energy that are distinct (``dropped["not_selected"]``)
+   and, after a prescreen, relaxes those to the end;
 6. energies of the unrelaxed conformers where the generator has an energy model;
 7. prune by heavy-atom RMSD, keep the ``energy_window`` above the lowest, sort by energy, if asked;
 8. return a :class:`~adjoint_sampling.generation.types.ConformerSet` with drops by reason and timings.
@@ -48,10 +52,35 @@ from adjoint_sampling.core.atomic_system import AtomicSystem
 from adjoint_sampling.core.errors import InvalidMoleculeError, InvalidOptionError
 from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.relax import relax
+from adjoint_sampling.generation.selection import select_low_energy_distinct
 from adjoint_sampling.generation.shipped import load_energy_model
 from adjoint_sampling.generation.types import Conformer, ConformerSet, GenerationRequest
 
-__all__ = ["ConformerPipeline", "Draw"]
+__all__ = ["ConformerPipeline", "Draw", "RelaxedSelection"]
+
+
+@dataclass(frozen=True)
+class RelaxedSelection:
+    """How a generator chooses relaxed conformers out of more draws (pipeline step 5).
+
+    Attributes:
+        draws_per_conformer: ``ceil(draws_per_conformer * n)`` draws for ``n`` requested (>= 1; 1: the
+            generator draws otherwise for relaxation, see its ``relaxed_selection``, and the pipeline
+            keeps every draw).
+        min_rmsd: least heavy-atom symmetric RMSD between the conformers kept, angstrom.
+        prescreen_steps: > 0: every draw is first relaxed by at most this many optimiser iterations,
+            the ``n`` are chosen on those energies, and only they are relaxed to the end; 0: every
+            draw is relaxed to the end before choosing.
+    """
+
+    draws_per_conformer: float
+    min_rmsd: float
+    prescreen_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.draws_per_conformer >= 1.0 or not self.min_rmsd >= 0.0 or self.prescreen_steps < 0:
+            raise ValueError("a relaxed selection takes draws_per_conformer >= 1, min_rmsd >= 0 and "
+                             f"prescreen_steps >= 0, got {self}")
 
 
 @dataclass
@@ -128,6 +157,11 @@ class ConformerPipeline(ABC):
         """Extra keyword arguments of :func:`~adjoint_sampling.energy.relax.relax` for ``method``."""
         return {}
 
+    def relaxed_selection(self) -> RelaxedSelection | None:
+        """How a request with a relaxation chooses its conformers out of more draws (``None``: it
+        relaxes exactly the draws it returns)."""
+        return None
+
     def relax_backend(self, method: str) -> str | EnergyModel:
         """What :func:`~adjoint_sampling.energy.relax.relax` relaxes with for ``method``: the loaded
         GNN energy model for ``"gnn"`` (raises ``CheckpointError`` if it cannot be loaded), else the name."""
@@ -166,7 +200,8 @@ class ConformerPipeline(ABC):
         backend, warnings = self._relax_backend_for(system, request.relax)
         timings["prepare"] = time.perf_counter() - start
 
-        rounds = self._draw_until_enough(prepared, parsed, system, request, backend, timings)
+        selection = self.relaxed_selection() if request.relax != "none" else None
+        rounds = self._draw_until_enough(prepared, parsed, system, request, backend, timings, selection)
         positions = np.concatenate([r.positions for r in rounds])  # at least one round drew a conformer
         dropped: dict[str, int] = {}
         for r in rounds:
@@ -174,6 +209,11 @@ class ConformerPipeline(ABC):
                 dropped[reason] = dropped.get(reason, 0) + count
         kept = [i for r in rounds for i in r.kept]
         energy_of = {i: e for r in rounds for i, e in r.energies.items()}
+        if selection is not None and kept:
+            tic = time.perf_counter()
+            positions, kept = self._select_relaxed(parsed, system, positions, kept, energy_of, request, backend,
+                                                   selection, dropped)
+            timings["relaxed_selection"] = time.perf_counter() - tic
         if len(kept) > request.num_conformers:
             dropped["surplus"] = len(kept) - request.num_conformers
             kept = kept[: request.num_conformers]
@@ -278,26 +318,30 @@ class ConformerPipeline(ABC):
 
     def _draw_until_enough(
         self, prepared: Any, parsed: ParsedMolecule, system: AtomicSystem, request: GenerationRequest,
-        backend: str | EnergyModel, timings: dict[str, float],
+        backend: str | EnergyModel, timings: dict[str, float], selection: RelaxedSelection | None = None,
     ) -> list[_Round]:
         """Draw, check and relax rounds until ``num_conformers`` passed or ``max_draw_multiple``
-        draws per requested conformer are spent.
+        draws per requested conformer are spent (with a ``selection``: its ``draws_per_conformer``
+        times as many in round 0 and in the budget; relaxed by its ``prescreen_steps`` if any).
 
         Round 0 is the request itself. A later round draws what is missing, scaled by the pass rate
         so far, with the seed advanced by the number drawn (ETKDG's sequential seeds continue).
         """
         wanted = request.num_conformers
-        budget = wanted * request.max_draw_multiple
+        first = wanted if selection is None else math.ceil(selection.draws_per_conformer * wanted)
+        budget = first * request.max_draw_multiple
+        relax_steps = None if selection is None or not selection.prescreen_steps else selection.prescreen_steps
         rounds: list[_Round] = []
         drawn = passed = rows = 0
         while passed < wanted and drawn < budget:
             missing = wanted - passed
-            size = wanted if not rounds else min(budget - drawn, math.ceil(missing * drawn / max(passed, 1)))
-            part = request if not rounds else dataclasses.replace(request, num_conformers=size, seed=request.seed + drawn)
+            size = first if not rounds else min(budget - drawn, math.ceil(missing * drawn / max(passed, 1)))
+            part = request if size == wanted and not rounds else dataclasses.replace(
+                request, num_conformers=size, seed=request.seed + drawn)
             tic = time.perf_counter()
             draw = self._draw_or_reuse(prepared, part, request, timings)
             timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - tic
-            current = self._check_and_relax(parsed, system, draw, rows, request, backend, timings)
+            current = self._check_and_relax(parsed, system, draw, rows, request, backend, timings, relax_steps)
             rounds.append(current)
             drawn += part.num_conformers
             rows += len(draw.positions)
@@ -308,9 +352,10 @@ class ConformerPipeline(ABC):
 
     def _check_and_relax(
         self, parsed: ParsedMolecule, system: AtomicSystem, draw: Draw, offset: int, request: GenerationRequest,
-        backend: str | EnergyModel, timings: dict[str, float],
+        backend: str | EnergyModel, timings: dict[str, float], relax_steps: int | None = None,
     ) -> _Round:
-        """Check one round's draw, relax what passed and check it again; indices start at ``offset``."""
+        """Check one round's draw, relax what passed and check it again; indices start at ``offset``;
+        ``relax_steps``: at most that many optimiser iterations (a prescreen), else the request's."""
         dropped = dict(draw.dropped)
         tic = time.perf_counter()
         positions, kept, reflected = self.check_samples(parsed.mol, draw.positions, list(range(len(draw.positions))), dropped)
@@ -318,7 +363,8 @@ class ConformerPipeline(ABC):
         energies: dict[int, float | None] = {}
         if kept and request.relax != "none":
             tic = time.perf_counter()
-            positions, kept, values = self._relax_and_recheck(parsed, system, positions, kept, request, backend, dropped)
+            positions, kept, values = self._relax_and_recheck(
+                parsed, system, positions, kept, request, backend, dropped, relax_steps)
             energies = dict(zip(kept, values))
             timings["relax"] = timings.get("relax", 0.0) + time.perf_counter() - tic
         raw = {} if draw.energies is None else {
@@ -333,8 +379,10 @@ class ConformerPipeline(ABC):
     ) -> Draw:
         """``self.draw(prepared, part)``, or the same draw of the previous request when only its
         relaxation or pruning differed (``reuses_draws``)."""
+        # a relaxed selection may draw otherwise for relaxed requests (see RelaxedSelection)
+        selecting = request.relax != "none" and self.relaxed_selection() is not None
         base = (request.smiles, request.charge, request.multiplicity, request.num_conformers, request.seed,
-                request.strip_fragments, request.max_draw_multiple)
+                request.strip_fragments, request.max_draw_multiple, selecting)
         key = (part.num_conformers, part.seed)
         # the draws of the last request (its rounds), kept on the generator between calls
         cache: tuple[tuple, dict[tuple, Draw]] = getattr(self, "_draw_cache", ((), {}))
@@ -352,13 +400,36 @@ class ConformerPipeline(ABC):
             self._draw_cache = (base, entries)
         return drawn
 
+    def _select_relaxed(
+        self, parsed: ParsedMolecule, system: AtomicSystem, positions: np.ndarray, kept: list[int],
+        energy_of: dict[int, float | None], request: GenerationRequest, backend: str | EnergyModel,
+        selection: RelaxedSelection, dropped: dict[str, int],
+    ) -> tuple[np.ndarray, list[int]]:
+        """The ``num_conformers`` of ``positions[kept]`` lowest in (prescreened) relaxed energy
+        ``energy_of`` that are distinct; after a prescreen, relaxed to the end (``energy_of`` updated).
+        Returns the positions and the kept indices in draw order."""
+        energies = np.array([np.nan if energy_of.get(i) is None else float(energy_of[i]) for i in kept])
+        chosen = select_low_energy_distinct(parsed.mol, positions[kept], energies, request.num_conformers,
+                                            selection.min_rmsd)
+        if len(chosen) < len(kept):
+            dropped["not_selected"] = dropped.get("not_selected", 0) + len(kept) - len(chosen)
+        kept = [kept[c] for c in chosen]
+        if selection.prescreen_steps and kept:
+            positions, kept, values = self._relax_and_recheck(
+                parsed, system, positions, kept, request, backend, dropped)
+            energy_of.update(zip(kept, values))
+        return positions, kept
+
     def _relax_and_recheck(
         self, parsed: ParsedMolecule, system: AtomicSystem, positions: np.ndarray, kept: list[int],
         request: GenerationRequest, backend: str | EnergyModel, dropped: dict[str, int],
+        relax_steps: int | None = None,
     ) -> tuple[np.ndarray, list[int], list[float | None]]:
-        """Relax ``positions[kept]`` with ``backend``, drop failed relaxations, check the rest again
-        (no reflection)."""
+        """Relax ``positions[kept]`` with ``backend`` (at most ``relax_steps`` iterations if given,
+        and never more than the request's), drop failed relaxations, check the rest again (no reflection)."""
         options = {**request.relax_options(), **self.relax_options(request.relax)}
+        if relax_steps is not None:
+            options["max_steps"] = min(int(relax_steps), int(options.get("max_steps", relax_steps)))
         result = relax(system, torch.from_numpy(positions[kept]), backend, **options)
         relaxed = positions.copy()
         relaxed[kept] = result.positions.detach().cpu().numpy().astype(np.float64)

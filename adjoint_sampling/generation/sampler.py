@@ -32,7 +32,7 @@ from adjoint_sampling.core.version import __version__
 from adjoint_sampling.energy.base import EnergyModel
 from adjoint_sampling.energy.registry import ENERGY_BACKENDS, build_energy
 from adjoint_sampling.energy.torsional_descent import torsional_descent
-from adjoint_sampling.generation.pipeline import ConformerPipeline, Draw
+from adjoint_sampling.generation.pipeline import ConformerPipeline, Draw, RelaxedSelection
 from adjoint_sampling.generation.selection import select_low_energy_distinct
 from adjoint_sampling.generation.shipped import load_energy_model
 from adjoint_sampling.generation.types import GenerationRequest
@@ -106,7 +106,8 @@ class Sampler(ConformerPipeline):
                                   f"it has {self.checkpoint.schedule_kind!r}")
         if self.checkpoint.kind == "adjoint_matching" and self.base_velocity is None:
             raise CheckpointError("an adjoint_matching checkpoint needs its base flow (Sampler.from_checkpoint loads it)")
-        uses_polish_energy = self.checkpoint.polish_steps or self.checkpoint.select_from > 1.0
+        uses_polish_energy = self.checkpoint.polish_steps or max(self.checkpoint.select_from,
+                                                                 self.checkpoint.relaxed_raw_select_from) > 1.0
         if uses_polish_energy and self.checkpoint.polish_energy not in ENERGY_BACKENDS:
             raise CheckpointError(f"polish_energy {self.checkpoint.polish_energy!r} is not an energy backend; "
                                   f"choose one of {', '.join(ENERGY_BACKENDS)}")
@@ -206,17 +207,35 @@ class Sampler(ConformerPipeline):
     def molecule_of(self, prepared: MoleculeRecord) -> ParsedMolecule:
         return prepared.parsed
 
+    def relaxed_selection(self) -> RelaxedSelection | None:
+        """The checkpoint's ``relaxed_*`` settings (``None`` where ``relaxed_select_from`` is 1 and
+        ``relaxed_raw_select_from`` 0: relaxed requests draw as unrelaxed ones)."""
+        if self.checkpoint.relaxed_select_from <= 1.0 and not self.checkpoint.relaxed_raw_select_from:
+            return None
+        return RelaxedSelection(float(self.checkpoint.relaxed_select_from), float(self.checkpoint.relaxed_select_rmsd),
+                                int(self.checkpoint.relaxed_prescreen_steps))
+
     def draw(self, prepared: MoleculeRecord, request: GenerationRequest) -> Draw:
         """``request.num_conformers`` samples; with the checkpoint's ``select_from`` > 1, chosen from
         ``ceil(select_from * n)`` draws by :meth:`select`. The polish energies come along where they
-        are the reported energies (so the pipeline does not evaluate them again)."""
+        are the reported energies (so the pipeline does not evaluate them again).
+
+        The ``n`` draws of a request with a relaxation and a :meth:`relaxed_selection` (which the
+        pipeline relaxes and chooses from) use the local structures of ``n / relaxed_select_from``
+        samples (as many as a request without the relaxed selection), and ``relaxed_raw_select_from``
+        in place of ``select_from`` where it is set."""
         num = request.num_conformers
-        if self.checkpoint.select_from <= 1.0 or num == 0:
-            positions, energies = self.sample_with_energies(prepared, num, request.seed)
+        selection = self.relaxed_selection() if request.relax != "none" else None
+        structures_for = num if selection is None else math.ceil(num / selection.draws_per_conformer)
+        select_from = self.checkpoint.select_from
+        if selection is not None and self.checkpoint.relaxed_raw_select_from:
+            select_from = self.checkpoint.relaxed_raw_select_from
+        if select_from <= 1.0 or num == 0:
+            positions, energies = self.sample_with_energies(prepared, num, request.seed, structures_for=structures_for)
         else:
             # as many local structures (RDKit embeddings) as for num samples: the extra draws cost SDE steps only
             positions, energies = self.sample_with_energies(
-                prepared, math.ceil(self.checkpoint.select_from * num), request.seed, structures_for=num)
+                prepared, math.ceil(select_from * num), request.seed, structures_for=structures_for)
             energies = self._polish_energies(prepared, positions, energies)
             chosen = self.select(prepared, positions, num, energies)
             positions, energies = positions[chosen], energies[chosen]

@@ -433,6 +433,123 @@ def test_selection_from_more_draws_is_carried_by_the_checkpoint(checkpoint_path,
             dataclasses.replace(ckpt, **bad)
 
 
+def test_relaxed_selection_relaxes_more_draws_and_keeps_the_lowest_distinct(checkpoint_path, tmp_path):
+    """``relaxed_select_from: 2``: a request with a relaxation draws 2n samples (the plain sampler's 2n,
+    on the local structures of n), relaxes them all and returns the n lowest in relaxed MMFF94 energy
+    that are 0.25 A apart; a request without relaxation is unchanged; bad settings are refused."""
+    from adjoint_sampling.chemistry.checks import check_conformers
+    from adjoint_sampling.chemistry.rmsd import heavy_atom_symmetry, rmsd_matrix
+    from adjoint_sampling.energy.relax import relax
+    from adjoint_sampling.generation.pipeline import RelaxedSelection
+    from adjoint_sampling.generation.selection import select_low_energy_distinct
+
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "relaxed_select.pt"
+    # the clash repair, so that the tiny model's draws survive the relaxation (as the shipped model's do)
+    ckpt = dataclasses.replace(ckpt, clash_repair_steps=20)
+    plain_path = tmp_path / "repaired.pt"
+    save_model_checkpoint(plain_path, ckpt)
+    plain = Sampler.from_checkpoint(plain_path)
+    save_model_checkpoint(path, dataclasses.replace(ckpt, relaxed_select_from=2.0, relaxed_select_rmsd=0.25))
+    selecting = Sampler.from_checkpoint(path)
+    assert selecting.relaxed_selection() == RelaxedSelection(2.0, 0.25, 0) and plain.relaxed_selection() is None
+    request = GenerationRequest("CCCCCCC(=O)NCCCCOCCCC(=O)O", num_conformers=12, seed=3, max_draw_multiple=1)
+    raw_plain, raw_selecting = plain.generate(request), selecting.generate(request)
+    assert np.array_equal(np.stack([c.positions for c in raw_plain.conformers]),
+                          np.stack([c.positions for c in raw_selecting.conformers]))
+
+    relaxed_request = dataclasses.replace(request, relax="mmff")
+    out = selecting.generate(relaxed_request)
+    positions = np.stack([c.positions for c in out.conformers])
+    energies = np.array([c.energy for c in out.conformers])
+    assert out.num_generated == 24 and out.relax == "mmff"
+    assert out.dropped["not_selected"] + len(out.conformers) + sum(
+        v for k, v in out.dropped.items() if k != "not_selected") == 24
+
+    # the same by hand: the plain sampler's 24 draws, relaxed, checked, the lowest distinct 12 kept
+    record = plain.prepare(relaxed_request)
+    every = plain.sample_positions(record, 24, seed=3, structures_for=12)
+    relaxed = relax(record.system, torch.from_numpy(every), "mmff")
+    valid = [i for i, check in enumerate(check_conformers(record.parsed.mol, relaxed.positions.numpy())) if check.ok]
+    every_energy = relaxed.energy.numpy()[valid]
+    expected = select_low_energy_distinct(record.parsed.mol, relaxed.positions.numpy()[valid], every_energy, 12, 0.25)
+    assert np.allclose(positions, relaxed.positions.numpy()[valid][expected], rtol=0, atol=1e-9)
+    assert np.allclose(energies, every_energy[expected], rtol=0, atol=1e-9)
+    assert energies.mean() < every_energy.mean()
+    distances = rmsd_matrix(heavy_atom_symmetry(record.parsed.mol), positions, positions)
+    assert len(out.conformers) == 12 and (distances[~np.eye(12, dtype=bool)] >= 0.25).all()
+    plain_relaxed = plain.generate(relaxed_request)
+    assert np.mean([c.energy for c in plain_relaxed.conformers]) > energies.mean()
+
+    for bad in ({"relaxed_select_from": 0.5}, {"relaxed_select_rmsd": -0.1}, {"relaxed_prescreen_steps": -1}):
+        with pytest.raises(CheckpointError, match="relaxed_"):
+            dataclasses.replace(ckpt, **bad)
+    with pytest.raises(ValueError, match="relaxed selection"):
+        RelaxedSelection(0.5, 0.25)
+
+
+def test_relaxed_raw_selection_draws_more_for_relaxed_requests_only(checkpoint_path, tmp_path):
+    """``relaxed_raw_select_from: 3`` (``select_from: 1.5``): an unrelaxed request draws as before; a
+    relaxed one chooses its n draws from 3n (on the local structures of n); the draws of one are
+    never reused for the other, while relaxed requests share theirs."""
+    ckpt = dataclasses.replace(load_model_checkpoint(checkpoint_path), clash_repair_steps=20, select_from=1.5)
+    plain_path, path = tmp_path / "plain.pt", tmp_path / "relaxed_raw.pt"
+    save_model_checkpoint(plain_path, ckpt)
+    save_model_checkpoint(path, dataclasses.replace(ckpt, relaxed_raw_select_from=3.0))
+    plain, variant = Sampler.from_checkpoint(plain_path), Sampler.from_checkpoint(path, reuse_samples=True)
+    request = GenerationRequest("CCCCCCC(=O)NCCCCOCCCC(=O)O", num_conformers=10, seed=4, max_draw_multiple=1)
+    raw = variant.generate(request)
+    assert np.array_equal(np.stack([c.positions for c in raw.conformers]),
+                          np.stack([c.positions for c in plain.generate(request).conformers]))
+    relaxed_request = dataclasses.replace(request, relax="mmff")
+    record = variant.prepare(relaxed_request)
+    every = plain.sample_positions(record, 30, seed=4, structures_for=10)
+    assert np.allclose(variant.draw(record, relaxed_request).positions, every[plain.select(record, every, 10)],
+                       rtol=0, atol=1e-12)
+    assert not np.allclose(variant.draw(record, request).positions, every[plain.select(record, every, 10)])
+    relaxed = variant.generate(relaxed_request)
+    assert "reused_cpu" not in relaxed.timings and "not_selected" not in relaxed.dropped
+    pruned = variant.generate(dataclasses.replace(relaxed_request, prune_rms=0.1))
+    assert pruned.timings["reused_cpu"] > 0
+    with pytest.raises(CheckpointError, match="relaxed_raw_select_from"):
+        dataclasses.replace(ckpt, relaxed_raw_select_from=0.5)
+
+
+def test_relaxed_selection_with_a_prescreen_returns_fully_relaxed_conformers(checkpoint_path, tmp_path, monkeypatch):
+    """``relaxed_prescreen_steps: 3``: every draw is relaxed by at most 3 iterations, the n are chosen
+    on those energies, and only they are relaxed to the end: the conformers returned are MMFF94 minima
+    (a further relaxation gains nothing) with their MMFF94 energies."""
+    from adjoint_sampling.energy import relax as relax_module
+    from adjoint_sampling.generation import pipeline as pipeline_module
+
+    ckpt = load_model_checkpoint(checkpoint_path)
+    path = tmp_path / "prescreen.pt"
+    save_model_checkpoint(path, dataclasses.replace(ckpt, relaxed_select_from=2.0, relaxed_prescreen_steps=3,
+                                                    clash_repair_steps=20))
+    selecting = Sampler.from_checkpoint(path)
+    calls: list[tuple[int, int | None]] = []
+
+    def spying(system, positions, method="mmff", **options):
+        calls.append((len(positions), options.get("max_steps")))
+        return relax_module.relax(system, positions, method, **options)
+
+    monkeypatch.setattr(pipeline_module, "relax", spying)
+    request = GenerationRequest("CCCCCCC(=O)NCCCCOCCCC(=O)O", num_conformers=10, seed=2, relax="mmff",
+                                max_draw_multiple=1)
+    out = selecting.generate(request)
+    monkeypatch.undo()
+    assert len(out.conformers) == 10 and out.num_generated == 20
+    assert [c[1] for c in calls] == [3, None] and 10 < calls[0][0] <= 20 and calls[1][0] == 10
+    record = selecting.prepare(request)
+    positions = np.stack([c.positions for c in out.conformers])
+    energies = np.array([c.energy for c in out.conformers])
+    mmff = MMFFEnergy()
+    assert np.allclose(energies, mmff.energy_and_forces(record.system, torch.from_numpy(positions)).energy.numpy(),
+                       rtol=0, atol=1e-6)
+    again = relax_module.relax(record.system, torch.from_numpy(positions), "mmff")
+    assert (energies - again.energy.numpy()).max() < 0.05
+
+
 def test_selection_without_energies_keeps_distinct_draws_in_draw_order(checkpoint_path, sampler, tmp_path, caplog):
     """MMFF94 has no parameters for this fluorophosphorane: the selection still answers, with the
     first distinct draws in draw order and a logged warning."""
