@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from adjoint_sampling.benchmarks.conformers.metrics import THRESHOLDS, threshold_index
+from adjoint_sampling.benchmarks.conformers.records import num_passed_checks
 from adjoint_sampling.core.errors import ConfigError
 
 __all__ = ["MetricPair", "Stratum", "PairedComparison", "paired_comparison", "format_paired"]
@@ -91,7 +92,7 @@ def _by_molecule(records: Sequence[dict[str, Any]], method: str) -> dict[str, di
 
 def _valid_share(record: dict[str, Any]) -> float:
     drawn = int(record.get("num_generated") or 0)
-    return int(record.get("num_valid") or 0) / drawn if drawn else 0.0
+    return num_passed_checks(record) / drawn if drawn else 0.0
 
 
 def _at(record: dict[str, Any], key: str, index: int, drawn: bool = False) -> float:
@@ -135,7 +136,7 @@ def paired_comparison(
 
     def pooled_valid(rows: dict[str, dict[str, Any]]) -> float:
         drawn = sum(int(rows[m].get("num_generated") or 0) for m in mols)
-        return sum(int(rows[m].get("num_valid") or 0) for m in mols) / drawn if drawn else 0.0
+        return sum(num_passed_checks(rows[m]) for m in mols) / drawn if drawn else 0.0
 
     kept_by_both = {m: min(_valid_share(a[m]), _valid_share(b[m])) for m in mols}
     strata = []

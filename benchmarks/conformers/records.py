@@ -19,7 +19,8 @@ from typing import Any
 
 from adjoint_sampling.core.errors import AdjointSamplingError
 
-__all__ = ["RecordFormatError", "RecordKey", "append_records", "read_records", "record_key", "write_records"]
+__all__ = ["RecordFormatError", "RecordKey", "append_records", "num_passed_checks", "read_records", "record_key",
+           "write_records"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,17 @@ class RecordFormatError(AdjointSamplingError):
 def record_key(record: dict[str, Any]) -> RecordKey:
     """``(mol_id, method)`` of a record."""
     return str(record["mol_id"]), record.get("method")
+
+
+VALID_LEFT_OUT = ("not_selected", "surplus")
+"""Drop reasons of draws that passed the structure checks but were not returned."""
+
+
+def num_passed_checks(record: dict[str, Any]) -> int:
+    """Draws of an ``ok`` record that passed the structure checks: the conformers returned and the
+    valid draws left out (``not_selected`` by a relaxed selection, ``surplus`` beyond the count asked)."""
+    dropped = record.get("dropped") or {}
+    return int(record.get("num_valid") or 0) + sum(int(dropped.get(reason, 0)) for reason in VALID_LEFT_OUT)
 
 
 def _json_safe(value: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from adjoint_sampling.benchmarks.conformers.metrics import THRESHOLDS, threshold_index
+from adjoint_sampling.benchmarks.conformers.records import num_passed_checks
 
 __all__ = ["MethodSummary", "summarize"]
 
@@ -24,8 +25,11 @@ class MethodSummary:
         thresholds: ``(T,)`` threshold sweep.
         cov_r_mean / cov_r_median / cov_p_mean / cov_p_median: ``(T,)`` over molecules.
         amr_r_mean / ... : floats over molecules.
-        valid_share: conformers passing the connectivity/stereo check / conformers drawn.
+        valid_share: draws passing the connectivity/stereo check (returned or left out valid:
+            :func:`~adjoint_sampling.benchmarks.conformers.records.num_passed_checks`) / conformers drawn.
         wall_s_per_conformer / cpu_s_per_conformer: total generation time / conformers drawn.
+        cpu_s_per_requested: total CPU time / conformers asked for (differs where a generator draws
+            more than it returns, e.g. a relaxed selection).
     """
 
     method: str
@@ -46,6 +50,8 @@ class MethodSummary:
     valid_share: float
     wall_s_per_conformer: float
     cpu_s_per_conformer: float
+    num_requested: int
+    cpu_s_per_requested: float
     rmsd_s: float
     dropped: dict[str, int]
 
@@ -81,6 +87,8 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[MethodSummary]:
         ok_rows = [r for r in rows if r["status"] == "ok"]
         generated = sum(int(r["num_generated"]) for r in ok_rows)
         valid = sum(int(r["num_valid"]) for r in ok_rows)
+        passed = sum(num_passed_checks(r) for r in ok_rows)
+        requested = sum(int(r.get("num_requested") or r["num_generated"]) for r in ok_rows)
         dropped: Counter[str] = Counter()
         for r in ok_rows:
             dropped.update(r.get("dropped", {}))
@@ -101,9 +109,11 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[MethodSummary]:
                 num_references=sum(int(r["num_references"]) for r in rows),
                 num_generated=generated,
                 num_valid=valid,
-                valid_share=valid / generated if generated else float("nan"),
+                valid_share=passed / generated if generated else float("nan"),
                 wall_s_per_conformer=sum(r["wall_s"] for r in ok_rows) / generated if generated else float("nan"),
                 cpu_s_per_conformer=sum(r["cpu_s"] for r in ok_rows) / generated if generated else float("nan"),
+                num_requested=requested,
+                cpu_s_per_requested=sum(r["cpu_s"] for r in ok_rows) / requested if requested else float("nan"),
                 rmsd_s=float(sum(r.get("rmsd_s", 0.0) for r in ok_rows)),
                 dropped=dict(dropped),
             )

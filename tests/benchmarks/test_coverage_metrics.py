@@ -94,3 +94,14 @@ def test_summary_over_molecules() -> None:
     assert s.cpu_s_per_conformer == pytest.approx(2.0 / 4)
     assert s.valid_share == pytest.approx(2 / 4)
     assert s.dropped == {"clash": 2}
+    assert s.num_requested == 4 and s.cpu_s_per_requested == pytest.approx(2.0 / 4)  # no num_requested: drawn
+
+
+def test_summary_of_a_method_that_draws_more_than_it_returns() -> None:
+    """A relaxed selection draws 2n, returns n: valid draws left out count as valid, and the CPU time
+    per conformer asked for is twice that per conformer drawn."""
+    record = _record("a", MATRIX, wall=4.0, generated=8)
+    record.update(num_requested=3, num_valid=3, dropped={"clash": 1, "not_selected": 4})
+    (s,) = summarize([record])
+    assert s.valid_share == pytest.approx(7 / 8) and s.num_valid == 3
+    assert s.cpu_s_per_conformer == pytest.approx(2.0 / 8) and s.cpu_s_per_requested == pytest.approx(2.0 / 3)

@@ -50,6 +50,15 @@ def test_means_wins_and_precision_over_draws() -> None:
     assert rest.cov_r is not None and rest.cov_r.equal == 1
 
 
+def test_valid_draws_a_selection_left_out_count_as_kept() -> None:
+    """A relaxed selection that draws 20 and returns 10 valid conformers keeps all its valid draws."""
+    records = _records()
+    records[3].update(num_generated=20, dropped={"not_selected": 10})
+    result = paired_comparison(records, "base", "cand", 1.0, ())
+    assert result.valid_share_candidate == pytest.approx(1.0)
+    assert result.cov_p_over_drawn.candidate == pytest.approx(55.0)
+
+
 def test_other_threshold_reads_its_own_column() -> None:
     result = paired_comparison(_records(), "base", "cand", 0.75, ())
     assert result.cov_p.base == pytest.approx(50.0) and result.strata == []
