@@ -157,9 +157,9 @@ class ConformerPipeline(ABC):
         """Extra keyword arguments of :func:`~adjoint_sampling.energy.relax.relax` for ``method``."""
         return {}
 
-    def relaxed_selection(self) -> RelaxedSelection | None:
-        """How a request with a relaxation chooses its conformers out of more draws (``None``: it
-        relaxes exactly the draws it returns)."""
+    def relaxed_selection(self, method: str) -> RelaxedSelection | None:
+        """How a request relaxed with ``method`` (``"mmff"``, ``"gnn"``, ...) chooses its conformers out
+        of more draws (``None``: it relaxes exactly the draws it returns)."""
         return None
 
     def relax_backend(self, method: str) -> str | EnergyModel:
@@ -200,7 +200,7 @@ class ConformerPipeline(ABC):
         backend, warnings = self._relax_backend_for(system, request.relax)
         timings["prepare"] = time.perf_counter() - start
 
-        selection = self.relaxed_selection() if request.relax != "none" else None
+        selection = self.relaxed_selection(request.relax) if request.relax != "none" else None
         rounds = self._draw_until_enough(prepared, parsed, system, request, backend, timings, selection)
         positions = np.concatenate([r.positions for r in rounds])  # at least one round drew a conformer
         dropped: dict[str, int] = {}
@@ -380,7 +380,7 @@ class ConformerPipeline(ABC):
         """``self.draw(prepared, part)``, or the same draw of the previous request when only its
         relaxation or pruning differed (``reuses_draws``)."""
         # a relaxed selection may draw otherwise for relaxed requests (see RelaxedSelection)
-        selecting = request.relax != "none" and self.relaxed_selection() is not None
+        selecting = request.relax != "none" and self.relaxed_selection(request.relax) is not None
         base = (request.smiles, request.charge, request.multiplicity, request.num_conformers, request.seed,
                 request.strip_fragments, request.max_draw_multiple, selecting)
         key = (part.num_conformers, part.seed)

@@ -51,6 +51,8 @@ __all__ = ["Sampler"]
 
 log = logging.getLogger(__name__)
 
+RELAXED_SELECTION_METHODS: tuple[str, ...] = ("mmff",)
+"""Relaxations a checkpoint's ``relaxed_*`` settings apply to."""
 ISOMER_EMBED_ITERATIONS = 10
 """RDKit embedding attempts of an enumerated stereoisomer: an embeddable one needs one to three;
 RDKit's default of 10 per atom (and a second try from random coordinates) takes about 10 s to give
@@ -207,10 +209,13 @@ class Sampler(ConformerPipeline):
     def molecule_of(self, prepared: MoleculeRecord) -> ParsedMolecule:
         return prepared.parsed
 
-    def relaxed_selection(self) -> RelaxedSelection | None:
-        """The checkpoint's ``relaxed_*`` settings (``None`` where ``relaxed_select_from`` is 1 and
-        ``relaxed_raw_select_from`` 0: relaxed requests draw as unrelaxed ones)."""
-        if self.checkpoint.relaxed_select_from <= 1.0 and not self.checkpoint.relaxed_raw_select_from:
+    def relaxed_selection(self, method: str) -> RelaxedSelection | None:
+        """The checkpoint's ``relaxed_*`` settings for a relaxation with ``method``: only MMFF94's
+        (:data:`RELAXED_SELECTION_METHODS`, where they were measured; a GNN or xTB relaxation of every
+        extra draw would cost far more); ``None`` where ``relaxed_select_from`` is 1 and
+        ``relaxed_raw_select_from`` 0 (relaxed requests draw as unrelaxed ones)."""
+        if method not in RELAXED_SELECTION_METHODS or (
+                self.checkpoint.relaxed_select_from <= 1.0 and not self.checkpoint.relaxed_raw_select_from):
             return None
         return RelaxedSelection(float(self.checkpoint.relaxed_select_from), float(self.checkpoint.relaxed_select_rmsd),
                                 int(self.checkpoint.relaxed_prescreen_steps))
@@ -225,7 +230,7 @@ class Sampler(ConformerPipeline):
         samples (as many as a request without the relaxed selection), and ``relaxed_raw_select_from``
         in place of ``select_from`` where it is set."""
         num = request.num_conformers
-        selection = self.relaxed_selection() if request.relax != "none" else None
+        selection = self.relaxed_selection(request.relax) if request.relax != "none" else None
         structures_for = num if selection is None else math.ceil(num / selection.draws_per_conformer)
         select_from = self.checkpoint.select_from
         if selection is not None and self.checkpoint.relaxed_raw_select_from:

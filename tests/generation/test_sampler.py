@@ -452,7 +452,8 @@ def test_relaxed_selection_relaxes_more_draws_and_keeps_the_lowest_distinct(chec
     plain = Sampler.from_checkpoint(plain_path)
     save_model_checkpoint(path, dataclasses.replace(ckpt, relaxed_select_from=2.0, relaxed_select_rmsd=0.25))
     selecting = Sampler.from_checkpoint(path)
-    assert selecting.relaxed_selection() == RelaxedSelection(2.0, 0.25, 0) and plain.relaxed_selection() is None
+    assert selecting.relaxed_selection("mmff") == RelaxedSelection(2.0, 0.25, 0)
+    assert plain.relaxed_selection("mmff") is None and selecting.relaxed_selection("gnn") is None
     request = GenerationRequest("CCCCCCC(=O)NCCCCOCCCC(=O)O", num_conformers=12, seed=3, max_draw_multiple=1)
     raw_plain, raw_selecting = plain.generate(request), selecting.generate(request)
     assert np.array_equal(np.stack([c.positions for c in raw_plain.conformers]),
