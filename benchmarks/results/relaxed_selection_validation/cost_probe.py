@@ -1,4 +1,8 @@
-"""CPU per conformer of relaxed requests at test-set-like sizes (K = 300), validation molecules, no references."""
+"""CPU per conformer of relaxed requests at test-set-like sizes (K = 300), 8 validation molecules, no references.
+
+    OMP_NUM_THREADS=1 python benchmarks/results/relaxed_selection_validation/cost_probe.py 300 models/shipped/default.pt runs/sel3.pt runs/rsr15s2.pt
+    (and runs/rsr2.pt runs/sel3np.pt runs/rsr2np.pt in a second process; output: cost_probe_k300.txt)
+"""
 import sys, time, torch
 from adjoint_sampling.generation.sampler import Sampler
 from adjoint_sampling.generation.etkdg import EtkdgGenerator

@@ -1,4 +1,11 @@
-"""Oracle: would relaxing F x K draws with MMFF94 and keeping K distinct low-energy ones lift relaxed coverage?"""
+"""Oracle (twenty-first session): would relaxing F x K draws with MMFF94 and keeping K distinct low-energy ones lift
+relaxed coverage on validation? Variants: "base" (K relaxed), "all" (F x K), "first_k", and K chosen greedily at
+RMSD thresholds from the lowest energy up ("energy_t") or in draw order ("order_t").
+
+    OMP_NUM_THREADS=1 python benchmarks/results/relaxed_selection_validation/relaxed_oracle.py \
+        models/shipped/default.pt 0/1 2 relaxed_oracle_f2.jsonl
+    python benchmarks/results/relaxed_selection_validation/relaxed_oracle_summary.py relaxed_oracle_f2.jsonl
+"""
 import json, sys, time
 import numpy as np, torch
 from adjoint_sampling.benchmarks.conformers.metrics import coverage_metrics
@@ -20,17 +27,19 @@ def greedy(self_rmsd, order, k, limit):
     taken = set(kept); rest = [i for i in order if i not in taken]
     return kept + rest[: k - len(kept)], len(kept)
 
+def shard_molecules(shard_text):
+    """(molecule, reference ensemble, heavy-atom symmetry, K = 2 x references) of shard i/n of the validation list."""
+    shard, n = map(int, shard_text.split("/"))
+    for j, mol in enumerate(read_test_list("data/validation_ensembles/validation.txt")):
+        if j % n == shard:
+            ref = load_reference_ensemble(mol, "data/validation_ensembles", 512)
+            yield mol, ref, heavy_atom_symmetry(ref.mol), 2 * ref.num_references
+
 def main(model, shard_text, factor, out_path):
     torch.set_num_threads(1)
-    shard, n = map(int, shard_text.split("/"))
     sampler = Sampler.from_checkpoint(model, None, reuse_samples=False)
-    mols = read_test_list("data/validation_ensembles/validation.txt")
     with open(out_path, "a") as out:
-        for j, mol in enumerate(mols):
-            if j % n != shard: continue
-            ref = load_reference_ensemble(mol, "data/validation_ensembles", 512)
-            sym = heavy_atom_symmetry(ref.mol)
-            k = 2 * ref.num_references
+        for mol, ref, sym, k in shard_molecules(shard_text):
             t0 = time.process_time()
             base = sampler.generate(GenerationRequest(smiles=mol.smiles, num_conformers=k, seed=0, relax="mmff"))
             t1 = time.process_time()

@@ -1,32 +1,27 @@
-"""Oracle 2: relaxed selection with a cheap MMFF prescreen of F x K draws."""
+"""Oracle 2 (twenty-first session): relaxed selection with a cheap MMFF94 prescreen of F x K draws: relax them by at
+most S iterations, keep K by energy (0.25 A apart), relax those to the end (S = 0: every draw relaxed fully).
+
+    OMP_NUM_THREADS=1 python benchmarks/results/relaxed_selection_validation/relaxed_oracle_prescreen.py \
+        models/shipped/default.pt 0/2 2 OUT_0.jsonl 0,20,50     # and 1/2; stopped after 27 of 48 molecules:
+                                                              # relaxed_oracle_prescreen_f2_partial.jsonl
+"""
 import json, sys, time
 import numpy as np, torch
-from adjoint_sampling.benchmarks.conformers.metrics import coverage_metrics
-from adjoint_sampling.benchmarks.conformers.references import load_reference_ensemble, read_test_list
 from adjoint_sampling.benchmarks.conformers.runner import _conformer_positions
-from adjoint_sampling.chemistry.rmsd import heavy_atom_symmetry, rmsd_matrix
+from adjoint_sampling.chemistry.rmsd import rmsd_matrix
 from adjoint_sampling.chemistry.graph import atomic_system
 from adjoint_sampling.chemistry.parsing import parse_smiles
 from adjoint_sampling.energy.relax import relax
 from adjoint_sampling.generation.sampler import Sampler
 from adjoint_sampling.generation.selection import select_low_energy_distinct
 from adjoint_sampling.generation.types import GenerationRequest
-
-def coverage(d):
-    m = coverage_metrics(d)
-    return [m.recall_at(t) for t in (0.5, 0.75, 1.0)] + [m.precision_at(t) for t in (0.5, 0.75, 1.0)]
+from relaxed_oracle import coverage, shard_molecules  # beside this script
 
 def main(model, shard_text, factor, out_path, prescreens):
     torch.set_num_threads(1)
-    shard, n = map(int, shard_text.split("/"))
     sampler = Sampler.from_checkpoint(model, None, reuse_samples=False)
-    mols = read_test_list("data/validation_ensembles/validation.txt")
     with open(out_path, "a") as out:
-        for j, mol in enumerate(mols):
-            if j % n != shard: continue
-            ref = load_reference_ensemble(mol, "data/validation_ensembles", 512)
-            sym = heavy_atom_symmetry(ref.mol)
-            k = 2 * ref.num_references
+        for mol, ref, sym, k in shard_molecules(shard_text):
             big_n = int(np.ceil(factor * k))
             rec = {"mol_id": mol.mol_id, "K": k}
             t = time.process_time()

@@ -1,3 +1,4 @@
+"""Summary of relaxed_oracle.py records: mean COV-R / COV-P at 0.5 / 0.75 / 1.0 A per variant, CPU of base and F x K."""
 import json, sys, numpy as np
 recs = [json.loads(l) for l in open(sys.argv[1])]
 print(len(recs), "molecules; cpu base", sum(r["cpu_base"] for r in recs), "big", sum(r["cpu_big"] for r in recs), "K total", sum(r["K"] for r in recs))
