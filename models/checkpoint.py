@@ -80,7 +80,8 @@ class ModelCheckpoint:
             (``generation.selection``; 1: every draw, as in checkpoints without it). Training never
             uses it.
         relaxed_select_from / relaxed_select_rmsd / relaxed_prescreen_steps / relaxed_raw_select_from: for a
-            request with a relaxation, ``relaxed_select_from`` > 1: ``ceil(relaxed_select_from * n)``
+            request with an MMFF94 relaxation (``generation.sampler.RELAXED_SELECTION_METHODS``),
+            ``relaxed_select_from`` > 1: ``ceil(relaxed_select_from * n)``
             samples are drawn for ``n`` requested (each chosen by the raw selection above), all relaxed,
             and the ``n`` lowest in relaxed energy that are at least ``relaxed_select_rmsd`` angstrom
             heavy-atom RMSD apart returned (relaxed draws often end in the same minimum).
