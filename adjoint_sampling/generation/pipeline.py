@@ -339,7 +339,7 @@ class ConformerPipeline(ABC):
             part = request if size == wanted and not rounds else dataclasses.replace(
                 request, num_conformers=size, seed=request.seed + drawn)
             tic = time.perf_counter()
-            draw = self._draw_or_reuse(prepared, part, request, timings)
+            draw = self._draw_or_reuse(prepared, part, request, timings, selection is not None)
             timings["sample"] = timings.get("sample", 0.0) + time.perf_counter() - tic
             current = self._check_and_relax(parsed, system, draw, rows, request, backend, timings, relax_steps)
             rounds.append(current)
@@ -375,12 +375,13 @@ class ConformerPipeline(ABC):
         )
 
     def _draw_or_reuse(
-        self, prepared: Any, part: GenerationRequest, request: GenerationRequest, timings: dict[str, float]
+        self, prepared: Any, part: GenerationRequest, request: GenerationRequest, timings: dict[str, float],
+        selecting: bool = False,
     ) -> Draw:
         """``self.draw(prepared, part)``, or the same draw of the previous request when only its
-        relaxation or pruning differed (``reuses_draws``)."""
-        # a relaxed selection may draw otherwise for relaxed requests (see RelaxedSelection)
-        selecting = request.relax != "none" and self.relaxed_selection(request.relax) is not None
+        relaxation or pruning differed (``reuses_draws``); ``selecting``: the request has a relaxed
+        selection, whose generator may draw otherwise (see :class:`RelaxedSelection`), so it never
+        shares draws with a request without one."""
         base = (request.smiles, request.charge, request.multiplicity, request.num_conformers, request.seed,
                 request.strip_fragments, request.max_draw_multiple, selecting)
         key = (part.num_conformers, part.seed)
