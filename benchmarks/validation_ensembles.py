@@ -20,8 +20,8 @@ methods against it. These ensembles are narrower than CREST's (ETKDG starts, no 
 and they favour ETKDG, which seeded them: use them to compare a sampler's settings with each other,
 not the sampler with ETKDG. Nor do they judge choices made on MMFF94 energies: step 2 keeps the
 lowest MMFF94 minima, so a method that keeps its lowest MMFF94-relaxed conformers finds the same ones
-(a relaxed selection gained 4 to 8 points of COV-R at 1.0 A here and none on the CREST references). A molecule whose file exists is skipped (resumable; files are written
-atomically).
+(a relaxed selection gained 4 to 8 points of COV-R at 1.0 A here and none on the CREST references).
+A molecule whose file exists is skipped (resumable; files are written atomically).
 
     OMP_NUM_THREADS=1 python -m adjoint_sampling.benchmarks.validation_ensembles --out data/validation_ensembles
 """

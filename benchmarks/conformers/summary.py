@@ -89,6 +89,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[MethodSummary]:
         valid = sum(int(r["num_valid"]) for r in ok_rows)
         passed = sum(num_passed_checks(r) for r in ok_rows)
         requested = sum(int(r.get("num_requested") or r["num_generated"]) for r in ok_rows)
+        cpu = sum(r["cpu_s"] for r in ok_rows)
         dropped: Counter[str] = Counter()
         for r in ok_rows:
             dropped.update(r.get("dropped", {}))
@@ -111,9 +112,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[MethodSummary]:
                 num_valid=valid,
                 valid_share=passed / generated if generated else float("nan"),
                 wall_s_per_conformer=sum(r["wall_s"] for r in ok_rows) / generated if generated else float("nan"),
-                cpu_s_per_conformer=sum(r["cpu_s"] for r in ok_rows) / generated if generated else float("nan"),
+                cpu_s_per_conformer=cpu / generated if generated else float("nan"),
                 num_requested=requested,
-                cpu_s_per_requested=sum(r["cpu_s"] for r in ok_rows) / requested if requested else float("nan"),
+                cpu_s_per_requested=cpu / requested if requested else float("nan"),
                 rmsd_s=float(sum(r.get("rmsd_s", 0.0) for r in ok_rows)),
                 dropped=dict(dropped),
             )
