@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import degree, scatter
 
+from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.models.registry import register_controller
 from adjoint_sampling.sde.batch import GraphContext, SystemBatch
 
@@ -59,14 +60,29 @@ def _mlp(inp: int, hidden: int, out: int, final_act: bool = False) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
+class RadialBasis(nn.Module):
+    """``d (E, 1) -> (E, K)`` Gaussians of the distance ``d`` (length-scaled units) centred evenly on
+    ``[0, cutoff]``, width the spacing: sharp distance features for steep pair potentials (LJ)."""
+
+    def __init__(self, num: int, cutoff: float) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, cutoff, num), persistent=False)
+        self.inv_width = (num - 1) / cutoff
+
+    def forward(self, d: Tensor) -> Tensor:
+        return torch.exp(-((d - self.centres.to(d.dtype)) * self.inv_width).pow(2))
+
+
 class EGNNLayer(nn.Module):
     """One message-passing layer: invariant features ``h`` (M, H), positions ``x`` (M, D)."""
 
     def __init__(self, hidden: int, time_dim: int, edge_feature_dim: int, update_features: bool = True,
-                 max_update: float | None = None) -> None:
+                 max_update: float | None = None, radial: RadialBasis | None = None) -> None:
         super().__init__()
         self.max_update = max_update
-        self.edge_mlp = _mlp(2 * hidden + 1 + edge_feature_dim, hidden, hidden, final_act=True)
+        self.radial = radial
+        radial_dim = 0 if radial is None else len(radial.centres)
+        self.edge_mlp = _mlp(2 * hidden + 1 + radial_dim + edge_feature_dim, hidden, hidden, final_act=True)
         self.coord_mlp = _mlp(hidden, hidden, 1)
         # the last layer's feature update would not reach the output (and DDP needs every
         # parameter to receive a gradient), so it has none
@@ -81,7 +97,8 @@ class EGNNLayer(nn.Module):
         src, dst = edges
         rel = (x[src] - x[dst]) / length_scale
         d2 = rel.pow(2).sum(-1, keepdim=True)
-        parts = [h[src], h[dst], d2] + ([edge_feat] if edge_feat is not None else [])
+        parts = [h[src], h[dst], d2] + ([self.radial((d2 + 1e-12).sqrt())] if self.radial is not None else [])
+        parts += [edge_feat] if edge_feat is not None else []
         m = self.edge_mlp(torch.cat(parts, dim=-1))
         # normalised direction keeps updates bounded for far-apart particles; the epsilon keeps the
         # gradient finite for coincident particles (all of them sit at the origin at t = 0)
@@ -111,6 +128,8 @@ class EGNNController(nn.Module):
         output_scale: the output ``x_L - x_0`` is multiplied by it.
         max_update: if set, each layer's per-edge coordinate weight is ``max_update * tanh(w / max_update)``,
             so one layer moves a particle by at most ``max_update * length_scale`` (None: unbounded).
+        radial_features: if > 0, that many Gaussians of the distance (:class:`RadialBasis`, centres on
+            ``[0, radial_cutoff]`` in units of ``length_scale``) join every edge's input (0: only d^2).
     """
 
     def __init__(
@@ -123,6 +142,8 @@ class EGNNController(nn.Module):
         length_scale: float = 1.0,
         output_scale: float = 1.0,
         max_update: float | None = None,
+        radial_features: int = 0,
+        radial_cutoff: float = 3.0,
     ) -> None:
         super().__init__()
         self.hparams: dict[str, Any] = dict(
@@ -130,6 +151,12 @@ class EGNNController(nn.Module):
             edge_feature_dim=edge_feature_dim, time_frequencies=time_frequencies,
             length_scale=length_scale, output_scale=output_scale, max_update=max_update,
         )
+        if radial_features:  # only when used, so earlier checkpoints' hparams stay as they were
+            if radial_features < 2 or radial_cutoff <= 0:
+                raise ConfigError(f"radial_features must be 0 or >= 2 and radial_cutoff > 0, got "
+                                 f"{radial_features}, {radial_cutoff}")
+            self.hparams.update(radial_features=radial_features, radial_cutoff=radial_cutoff)
+        radial = RadialBasis(radial_features, radial_cutoff) if radial_features else None
         self.length_scale = float(length_scale)
         self.output_scale = float(output_scale)
         self.node_feature_dim = int(node_feature_dim)
@@ -137,9 +164,21 @@ class EGNNController(nn.Module):
         time_dim = 2 * time_frequencies
         self.embed = _mlp(node_feature_dim + time_dim, hidden, hidden)
         self.layers = nn.ModuleList(
-            EGNNLayer(hidden, time_dim, edge_feature_dim, update_features=i < num_layers - 1, max_update=max_update)
+            EGNNLayer(hidden, time_dim, edge_feature_dim, update_features=i < num_layers - 1, max_update=max_update,
+                      radial=radial)
             for i in range(num_layers)
         )
+
+    def output_bound(self) -> float | None:
+        """Largest per-particle norm the output ``f`` can reach (state units), or None if unbounded.
+
+        Each layer moves a particle by the mean over its neighbours of unit-bounded directions times
+        weights bounded by ``max_update``, times ``length_scale``; the output is the sum over layers
+        times ``output_scale``. A single close pair contributes at most this bound over the degree.
+        """
+        if self.hparams["max_update"] is None:
+            return None
+        return self.output_scale * len(self.layers) * float(self.hparams["max_update"]) * self.length_scale
 
     def forward(self, t: Tensor, x: Tensor, batch: SystemBatch) -> Tensor:
         """``t`` (B,), ``x`` (M, D) -> ``f`` (M, D)."""

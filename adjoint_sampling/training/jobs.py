@@ -23,7 +23,7 @@ from adjoint_sampling.training.flow_job import plan_flow_job, run_flow_job
 from adjoint_sampling.training.trainer import Trainer, TrainingCounters, has_training_state
 from adjoint_sampling.training.trainer_config import TrainerConfig
 
-__all__ = ["register_problem", "build_problem", "run_training_job", "PROBLEM_BUILDERS"]
+__all__ = ["register_problem", "build_problem", "run_training_job", "control_bound_warning", "PROBLEM_BUILDERS"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,22 @@ def _check_same_config(run_dir: Path, cfg: JobConfig) -> None:
         raise ConfigError(f"{run_dir} holds a run started with a different config ({saved_path}); use another --run-dir")
 
 
+def control_bound_warning(controller: torch.nn.Module, adjoint_clip: float | None) -> str | None:
+    """A warning if the controller's output cannot reach the adjoint targets it regresses onto.
+
+    The RAM target of the scaled control is ``-a`` with ``|a|`` up to ``adjoint_clip`` per row; a
+    controller whose ``output_bound()`` is below that clip cannot fit the largest targets (the
+    fault that held LJ-13: an EGNN bounded at 30 against targets up to 100). None when there is
+    no clip, no known bound, or the bound is large enough.
+    """
+    bound_fn = getattr(controller, "output_bound", None)
+    bound = bound_fn() if callable(bound_fn) else None
+    if adjoint_clip is None or adjoint_clip <= 0 or bound is None or bound >= adjoint_clip:
+        return None
+    return (f"the controller's output is bounded by {bound:g} per particle, below trainer.adjoint_clip "
+            f"{adjoint_clip:g}: it cannot fit the largest adjoint targets (raise output_scale or max_update)")
+
+
 def run_training_job(
     config: str | Path | JobConfig,
     run_dir: str | Path | None = None,
@@ -106,6 +122,8 @@ def run_training_job(
         hparams = {**(defaults() if callable(defaults) else {}), **cfg.controller.hparams}
         torch.manual_seed(cfg.trainer.seed)  # same initial weights on every rank
         controller = build_controller(cfg.controller.name, hparams)
+        if method == "adjoint_sampling" and (warning := control_bound_warning(controller, cfg.trainer.adjoint_clip)):
+            log.warning(warning)
         if cfg.init_from and not has_training_state(run_dir):  # a resumed run continues from its own state
             load_controller_weights(controller, cfg.init_from, cfg.controller.name)
             log.info("controller weights initialised from %s", cfg.init_from)

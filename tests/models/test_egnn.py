@@ -101,3 +101,49 @@ def test_gradients_are_finite_for_coincident_particles():
     f = model(torch.tensor([0.0, 0.5]), x, batch)
     (f.pow(2).sum() + sum(p.sum() for p in model.parameters())).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("output_scale, max_update", [(1.0, 10.0), (10.0, 100.0)])
+def test_output_bound_is_reached_and_never_exceeded(output_scale, max_update):
+    """Two far-apart particles with every per-edge weight saturated at +max_update move by the bound
+    (the direction's norm d / (d + 1) is then close to 1); random inputs stay below it."""
+    hp = {"hidden": 8, "num_layers": 3, "length_scale": 1.5, "output_scale": output_scale, "max_update": max_update}
+    model = build_controller("egnn", hp).double()
+    bound = model.output_bound()
+    assert bound == pytest.approx(output_scale * 3 * max_update * 1.5)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.coord_mlp[-1].bias.fill_(1e6)  # tanh saturates: weight = max_update
+    sb = SystemBatch([0], CenteredEuclideanSpace(torch.zeros(2, dtype=torch.long), 1, 3))
+    x = torch.tensor([[-500.0, 0.0, 0.0], [500.0, 0.0, 0.0]], dtype=torch.float64)
+    f = model(torch.tensor([0.5], dtype=torch.float64), x, sb).detach()
+    assert float(f.norm(dim=-1).max()) == pytest.approx(bound, rel=0.02)
+    random_model = _randomised(hp)
+    gen = torch.Generator().manual_seed(3)
+    batch = torch.tensor([0] * 13 + [1] * 13)
+    sb13 = SystemBatch([0, 1], CenteredEuclideanSpace(batch, 2, 3))
+    for _ in range(5):
+        xr = torch.randn(26, 3, generator=gen, dtype=torch.float64) * 3
+        fr = random_model(torch.rand(2, generator=gen, dtype=torch.float64), xr, sb13).detach()
+        assert float(fr.norm(dim=-1).max()) <= bound
+
+
+def test_unbounded_updates_have_no_output_bound():
+    assert build_controller("egnn", {"hidden": 8, "num_layers": 2}).output_bound() is None
+
+
+def test_radial_features_keep_equivariance_and_old_hparams():
+    model = _randomised({"hidden": 16, "num_layers": 3, "length_scale": 1.0, "radial_features": 8,
+                         "radial_cutoff": 3.0})
+    batch = torch.tensor([0] * 5 + [1] * 7)
+    sb = SystemBatch([0, 1], CenteredEuclideanSpace(batch, 2, 3))
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(12, 3, generator=gen, dtype=torch.float64)
+    t = torch.rand(2, generator=gen, dtype=torch.float64)
+    errors = equivariance_errors(model, t, x, sb, gen)
+    assert max(errors.values()) < TOL, errors
+    assert model.layers[0].edge_mlp[0].in_features == 2 * 16 + 1 + 8
+    # without radial features the hparams are exactly the earlier ones (checkpoints written before load)
+    assert "radial_features" not in build_controller("egnn", {"hidden": 8, "num_layers": 2}).hparams
+    with pytest.raises(ConfigError, match="radial_features"):
+        build_controller("egnn", {"hidden": 8, "num_layers": 2, "radial_features": 1})

@@ -1,0 +1,47 @@
+"""The training job warns when the controller's output cannot reach the adjoint clip."""
+
+from __future__ import annotations
+
+import logging
+
+import yaml
+
+from adjoint_sampling.core.paths import REPO_ROOT
+from adjoint_sampling.models.registry import build_controller
+from adjoint_sampling.training import jobs
+from adjoint_sampling.training.jobs import control_bound_warning
+
+
+def _controller_and_clip(config: str):
+    cfg = yaml.safe_load((REPO_ROOT / config).read_text())
+    return build_controller(cfg["controller"]["name"], cfg["controller"]["hparams"]), cfg["trainer"]["adjoint_clip"]
+
+
+def test_the_old_lj13_control_is_flagged_and_the_fixed_one_is_not():
+    old, clip = _controller_and_clip("configs/lj13.yaml")
+    message = control_bound_warning(old, clip)
+    assert message is not None and "30" in message and "100" in message
+    fixed, clip = _controller_and_clip("configs/experiments/lj13_output_scale.yaml")
+    assert control_bound_warning(fixed, clip) is None
+    dw4, clip = _controller_and_clip("configs/dw4.yaml")  # bound 120 against a clip of 30
+    assert control_bound_warning(dw4, clip) is None
+
+
+def test_no_clip_or_no_bound_gives_no_warning():
+    bounded = build_controller("egnn", {"hidden": 8, "num_layers": 2, "max_update": 1.0})
+    assert control_bound_warning(bounded, None) is None
+    assert control_bound_warning(build_controller("egnn", {"hidden": 8, "num_layers": 2}), 1e9) is None
+
+
+def test_the_job_logs_the_warning(tmp_path, caplog, monkeypatch):
+    cfg = yaml.safe_load((REPO_ROOT / "configs/lj13.yaml").read_text())
+    cfg["trainer"].update(iterations=1, initial_buffer_fill=2, samples_per_refresh=2, sample_batch_size=2,
+                          grad_steps_per_refresh=1, batch_size=2, sde_steps=3)
+    path = tmp_path / "lj13_tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with caplog.at_level(logging.WARNING, logger=jobs.__name__):
+        jobs.run_training_job(path, run_dir=tmp_path / "run", progress=False)
+    assert any("cannot fit the largest adjoint targets" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "run" / "model.pt").exists()
+
+
