@@ -9,7 +9,7 @@ from adjoint_sampling.method.adjoint import terminal_adjoint
 from adjoint_sampling.benchmarks.synthetic.oracle_fit import FitSettings, fit_on_samples
 torch.set_num_threads(1)
 variant = json.loads(sys.argv[1]); steps = int(sys.argv[2]); out = sys.argv[3]
-tmpl = load_model_checkpoint('benchmarks/synthetic/models/lj13.pt')
+tmpl = load_model_checkpoint('benchmarks/synthetic/models/archive/lj13_bound30_seed0.pt')  # hparams: the variant's base
 s = torch.load('runs/lj13_indep_seed7.pt', weights_only=False)['samples'].double()
 train, held = s[:800], s[800:]
 t0 = time.time()
