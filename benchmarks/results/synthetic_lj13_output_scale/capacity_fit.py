@@ -34,7 +34,8 @@ batch = prob.make_batch([0] * k)
 ev = prob.evaluate(batch, held.reshape(k * n, d))
 a = terminal_adjoint(ev.energy_grad, held.reshape(k * n, d), batch.space, sched, prob.tau, 100.0)
 gen = torch.Generator().manual_seed(0)
-res = {"variant": variant, "steps": steps, "fit_s": round(fit_s, 1), "target_sq": round(float(a.pow(2).sum(-1).mean()), 1)}
+res = {"variant": variant, "steps": steps, "fit_s": round(fit_s, 1),
+       "target_sq": round(float(a.pow(2).sum(-1).mean()), 1)}
 for t in (0.3, 0.7, 0.9, 0.99):
     xt = batch.space.sample_bridge(held.reshape(k * n, d).float(), torch.full((k,), t), sched, gen)
     with torch.no_grad():
