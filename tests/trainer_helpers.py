@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import torch
 import yaml
 from torch import nn
@@ -153,3 +154,20 @@ def _metrics(run_dir):
     for rec in lines:
         rec.pop("train_seconds", None)
     return lines
+
+
+def kill_process_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a launcher (torchrun) and every descendant, as a crash or ``kill -9`` of the job would,
+    then reap it. torchrun starts each rank as the leader of its own session, out of reach of a
+    process-group kill, and a surviving rank would keep the launcher's pipes open."""
+    try:
+        tree = [psutil.Process(proc.pid)]
+        tree += tree[0].children(recursive=True)  # before the kill: orphans would be re-parented
+    except psutil.NoSuchProcess:
+        tree = []
+    for process in tree:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait(timeout=60)

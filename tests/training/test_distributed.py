@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 
-import psutil
 import torch
-from trainer_helpers import _cli_config, _wait_for_tag, assert_same_final_state
+from trainer_helpers import _cli_config, _wait_for_tag, assert_same_final_state, kill_process_tree
 
 
 def _free_port() -> int:
@@ -25,22 +23,6 @@ def _torchrun(config, run_dir):
             "-m", "adjoint_sampling.cli", "train", str(config), "--run-dir", str(run_dir), "--no-progress"]
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL the launcher's process group and every descendant: torchrun starts each rank as the
-    leader of its own session, out of reach of the group kill, and a surviving rank would keep the
-    launcher's pipes open (``communicate`` would wait for it forever)."""
-    try:
-        ranks = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        ranks = []
-    os.killpg(proc.pid, signal.SIGKILL)
-    for rank in ranks:
-        try:
-            rank.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
 def _run(cmd, timeout=400) -> subprocess.CompletedProcess:
     """Run in its own process group; on timeout kill the launcher AND its ranks."""
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -48,7 +30,7 @@ def _run(cmd, timeout=400) -> subprocess.CompletedProcess:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        _kill_tree(proc)
+        kill_process_tree(proc)
         _, err = proc.communicate()
         # keep what the launcher and ranks printed: a hang is otherwise undiagnosable
         raise AssertionError(f"torchrun did not finish in {timeout} s; its stderr ends with:\n{err[-3000:]}") from exc
@@ -79,8 +61,7 @@ def test_torchrun_two_processes_kill_and_resume(tmp_path):
     try:
         _wait_for_tag(run_dir, 5, proc, timeout=300)
     finally:
-        _kill_tree(proc)  # the launcher and both ranks
-        proc.wait()
+        kill_process_tree(proc)  # the launcher and both ranks
     assert json.loads((run_dir / "train_state/latest.json").read_text())["tag"] < "00000014"
     again = _run(_torchrun(config, run_dir))
     assert again.returncode == 0, again.stderr[-3000:]
