@@ -9,12 +9,13 @@ import yaml
 from adjoint_sampling.core.paths import REPO_ROOT
 from adjoint_sampling.models.registry import build_controller
 from adjoint_sampling.training import jobs
+from adjoint_sampling.training.config import load_job_config
 from adjoint_sampling.training.jobs import control_bound_warning
 
 
 def _controller_and_clip(config: str):
-    cfg = yaml.safe_load((REPO_ROOT / config).read_text())
-    return build_controller(cfg["controller"]["name"], cfg["controller"]["hparams"]), cfg["trainer"]["adjoint_clip"]
+    cfg = load_job_config(REPO_ROOT / config)
+    return build_controller(cfg.controller.name, cfg.controller.hparams), cfg.trainer.adjoint_clip
 
 
 def test_the_old_lj13_control_is_flagged_and_the_fixed_one_is_not():
