@@ -1,8 +1,11 @@
 """`adjoint-sampling bench synthetic --system dw4|lj13|lj55`: W2 of a trained sampler vs MCMC references.
 
-Reference samples (``benchmarks/synthetic/references/<system>.pt``) are made once by
-parallel-tempering MALA (:mod:`benchmarks.synthetic.mcmc`) and reused; ``--make-reference``
-regenerates them. Results are printed and written as JSON to ``--output``.
+Reference samples (``benchmarks/synthetic/references/<system>.pt``) are made once by parallel
+tempering with a MALA or HMC kernel (:mod:`benchmarks.synthetic.mcmc`) and reused;
+``--make-reference`` regenerates them. A long reference run (LJ-55) goes in pieces: with
+``--mcmc-state`` its whole state is saved as it goes, ``--mcmc-chunk-steps`` stops it after that
+many steps, and the same command run again continues it; the reference is written when it ends.
+Results are printed and written as JSON to ``--output``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from pathlib import Path
 
 import torch
 
-from adjoint_sampling.benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
+from adjoint_sampling.benchmarks.synthetic.mcmc import (
+    MCMC_KERNELS,
+    MCMCResult,
+    MCMCSettings,
+    run_reference_mcmc,
+    run_resumable_mcmc,
+)
 from adjoint_sampling.benchmarks.synthetic.metrics import (
     aligned_sq_distances,
     energy_tail_summary,
@@ -52,8 +61,13 @@ DEFAULT_MCMC = {
                         init_scale=2.0),
     "lj13": MCMCSettings(num_chains=2000, num_steps=6_000, burn_in=3_000, num_temperatures=2, max_temperature=1.5,
                          init_scale=1.1, init="grid"),
-    "lj55": MCMCSettings(num_chains=1000, num_steps=6_000, burn_in=3_000, num_temperatures=2, max_temperature=1.5,
-                         init_scale=1.1, init="grid"),  # 1,000 chains: 17x the cost of an LJ-13 step; the papers' test sets hold 1,000
+    # 1,000 chains (the papers' test sets hold 1,000); HMC: from the grid start it reaches the T = 1 energy
+    # level in about a tenth of MALA's gradients (benchmarks/RESULTS.md, "LJ-55 reference"); temperatures
+    # 1 and 1.12, close enough for 55 particles' energy distributions to overlap. Hours of one CPU thread:
+    # run it in pieces with --mcmc-state and --mcmc-chunk-steps.
+    "lj55": MCMCSettings(num_chains=1000, num_steps=800, burn_in=400, num_temperatures=2, max_temperature=1.12,
+                         init_scale=1.1, init="grid", kernel="hmc", leapfrog_steps=10, initial_step_size=0.003,
+                         swap_interval=1),
 }
 
 
@@ -72,6 +86,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="temperatures of a new reference run's geometric ladder")
     parser.add_argument("--mcmc-max-temperature", type=float, default=None,
                         help="top of a new reference run's ladder (in units of tau)")
+    parser.add_argument("--mcmc-kernel", choices=MCMC_KERNELS, default=None,
+                        help="Metropolis-adjusted moves of a new reference run (default: the system's)")
+    parser.add_argument("--mcmc-leapfrog-steps", type=int, default=None, help="HMC: leapfrog steps per move")
+    parser.add_argument("--mcmc-state", type=Path, default=None,
+                        help="a new reference run's saved state: the run continues from it if it exists and is "
+                             "saved there as it goes (run the same command again after a stop or a kill)")
+    parser.add_argument("--mcmc-chunk-steps", type=int, default=None,
+                        help="with --mcmc-state: stop after this many steps (the state is saved; run again to go on)")
+    parser.add_argument("--mcmc-save-every", type=int, default=100,
+                        help="with --mcmc-state: steps between saves of the state (a kill loses at most these)")
     parser.add_argument("--device", default="cpu",
                         help="where a new reference run's chains live: cpu, cuda[:N] or auto (same random stream)")
     parser.add_argument("--num-samples", type=int, default=2000)
@@ -91,30 +115,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1)
 
 
-def _reference(args: argparse.Namespace) -> tuple[dict, Path]:
-    path = args.reference or HERE / "references" / f"{args.system}.pt"
-    if path.exists() and not args.make_reference:
-        return torch.load(path, weights_only=False), path
-    settings = DEFAULT_MCMC[args.system]
+def _mcmc_settings(args: argparse.Namespace) -> MCMCSettings:
+    """The system's default reference settings with the command line's ``--mcmc-*`` overrides."""
     overrides = {}
     if args.mcmc_seed is not None:
         overrides["seed"] = args.mcmc_seed
     if args.mcmc_steps is not None:
         overrides.update(num_steps=args.mcmc_steps, burn_in=args.mcmc_steps // 2)
     for name, value in (("num_chains", args.mcmc_chains), ("num_temperatures", args.mcmc_temperatures),
-                        ("max_temperature", args.mcmc_max_temperature)):
+                        ("max_temperature", args.mcmc_max_temperature), ("kernel", args.mcmc_kernel),
+                        ("leapfrog_steps", args.mcmc_leapfrog_steps)):
         if value is not None:
             overrides[name] = value
-    if overrides.get("num_chains", 1) < 1 or overrides.get("num_temperatures", 1) < 1 or \
-            overrides.get("max_temperature", 1.0) < 1.0 or overrides.get("num_steps", 2) < 2:
-        raise ConfigError("MCMC settings: need at least 1 chain, 1 temperature, 2 steps and a top temperature >= 1")
-    settings = MCMCSettings(**{f.name: overrides.get(f.name, getattr(settings, f.name)) for f in fields(MCMCSettings)})
-    log.info("making %s reference samples by PT-MALA: %s", args.system, settings)
+    base = DEFAULT_MCMC[args.system]
+    return MCMCSettings(**{f.name: overrides.get(f.name, getattr(base, f.name)) for f in fields(MCMCSettings)})
+
+
+def _reference(args: argparse.Namespace) -> tuple[dict | None, Path]:
+    """The reference samples (made now if asked or missing); None while a resumable run is unfinished."""
+    path = args.reference or HERE / "references" / f"{args.system}.pt"
+    if path.exists() and not args.make_reference:
+        return torch.load(path, weights_only=False), path
+    if args.mcmc_chunk_steps is not None and (args.mcmc_state is None or args.mcmc_chunk_steps < 1):
+        raise ConfigError("--mcmc-chunk-steps needs --mcmc-state and a positive number of steps")
+    if args.mcmc_save_every < 1:
+        raise ConfigError(f"--mcmc-save-every must be positive, got {args.mcmc_save_every}")
+    settings = _mcmc_settings(args)
     energy = build_synthetic_energy(args.system, args.pair_sum)
+    device = resolve_device(args.device)
+    log.info("making %s reference samples by parallel tempering (%s): %s", args.system, settings.kernel, settings)
     t0 = time.perf_counter()
-    result = run_reference_mcmc(energy, settings, device=resolve_device(args.device))
+    if args.mcmc_state is None:
+        result: MCMCResult | None = run_reference_mcmc(energy, settings, device=device)
+        seconds = time.perf_counter() - t0
+    else:
+        result, state = run_resumable_mcmc(energy, settings, args.mcmc_state, max_steps=args.mcmc_chunk_steps,
+                                           save_every=args.mcmc_save_every, device=device)
+        seconds = state.seconds
+        last = f", T = 1 mean energy {state.trace[-1][1]:.3f}" if state.trace else ""
+        print(f"reference run {args.mcmc_state}: step {state.step} of {settings.num_steps} "
+              f"({state.seconds:.0f} s in all{last})")
+        if result is None:
+            print(f"not finished: run the same command again to continue; {path} is written when it ends")
+            return None, path
     data = {"samples": result.samples.float(), "energies": result.energies, "summary": result.summary(),
-            "seconds": time.perf_counter() - t0, "energy": energy.params()}
+            "seconds": seconds, "energy": energy.params()}
     atomic_torch_save(data, path)
     log.info("reference written to %s (%.0f s)", path, data["seconds"])
     return data, path
@@ -133,10 +178,15 @@ def run(args: argparse.Namespace) -> int:
     if args.shapes and not isinstance(build_synthetic_energy(args.system), DoubleWellEnergy):
         raise ConfigError(f"--shapes is for double-well systems, not {args.system!r}")
     ref, ref_path = _reference(args)
+    if ref is None:
+        if args.reference_only:
+            return 0
+        raise ConfigError(f"the reference run for {ref_path} is not finished: no comparison yet")
     energy = _reference_energy(ref, ref_path, args.system)
     ref_x, ref_e = ref["samples"].double(), ref["energies"].double()
     print(f"reference {ref_path}: {ref_x.shape[0]} samples of {energy.params()}, mean energy {float(ref_e.mean()):.3f}, "
-          f"MALA acceptance {[round(a, 3) for a in ref['summary']['acceptance']]}")
+          f"{ref['summary'].get('settings', {}).get('kernel', 'mala').upper()} acceptance "
+          f"{[round(a, 3) for a in ref['summary']['acceptance']]}")
     for text in ref["summary"].get("warnings", []):
         print(f"WARNING: reference {ref_path}: {text}")
     if args.reference_only:

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
-from trainer_helpers import REPO, _tiny_trainer
+from trainer_helpers import REPO, _tiny_trainer, kill_process_tree
 
-from adjoint_sampling.benchmarks.synthetic.mcmc import MCMCSettings, run_reference_mcmc
+from adjoint_sampling.benchmarks.synthetic.mcmc import (
+    MCMCSettings,
+    load_mcmc_state,
+    run_reference_mcmc,
+    run_resumable_mcmc,
+)
 from adjoint_sampling.benchmarks.synthetic.metrics import aligned_sq_distances, energy_w2, wasserstein2_from_cost
 from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint
 from adjoint_sampling.cli.entry import main
-from adjoint_sampling.energy.synthetic import DoubleWellEnergy
+from adjoint_sampling.energy.synthetic import DoubleWellEnergy, LennardJonesEnergy
 from adjoint_sampling.models.checkpoint import load_model_checkpoint
 
 
@@ -336,3 +344,88 @@ def test_energy_tail_summary_separates_rare_overlaps_from_a_shifted_distribution
     # a distribution shifted as a whole keeps its energy W2 after the tail is dropped
     shifted = energy_tail_summary(x, e + 5.0, x, e)
     assert shifted["energy_w2_lowest_99pct"] == pytest.approx(5.0) and shifted["overlap_share"] == 0.0
+
+
+def test_hmc_samples_known_distributions():
+    """HMC: the 2D spring's relative vector is N(0, I) (E[E] = 1); a Lennard-Jones cluster with the
+    pair term switched off is a Gaussian on the zero-CoM subspace, 12 x 3 = 36 degrees of freedom,
+    so E[E] = 18 at T = 1 (tau = 1). Centres of mass stay at 0."""
+    spring = DoubleWellEnergy(n_particles=2, dim=2, a=0.0, b=0.5, c=0.0, d0=0.0)
+    res = run_reference_mcmc(spring, MCMCSettings(num_chains=1000, num_steps=400, burn_in=200, num_temperatures=2,
+                                                  max_temperature=2.0, init_scale=2.0, kernel="hmc",
+                                                  leapfrog_steps=5, initial_step_size=0.2, seed=0))
+    assert float(res.samples.var(0).mean()) == pytest.approx(0.25, rel=0.1)
+    assert float(res.energies.mean()) == pytest.approx(1.0, rel=0.1)
+    assert 0.5 < res.acceptance[0] < 0.8 and res.warnings == []
+    harmonic = LennardJonesEnergy(n_particles=13, epsilon=0.0)
+    res = run_reference_mcmc(harmonic, MCMCSettings(num_chains=500, num_steps=300, burn_in=150, num_temperatures=3,
+                                                    max_temperature=1.5, kernel="hmc", leapfrog_steps=5,
+                                                    initial_step_size=0.3, seed=1))
+    assert float(res.energies.mean()) == pytest.approx(18.0, rel=0.05)
+    assert torch.allclose(res.samples.sum(1), torch.zeros(500, 3, dtype=torch.float64), atol=1e-9)
+    assert all(a > 0.2 for a in res.swap_acceptance)
+
+
+def test_reference_run_in_pieces_equals_one_run(tmp_path):
+    """A run cut into pieces (across the end of burn-in, with swaps) gives exactly the samples,
+    rates and energy trace of one uninterrupted run; the state on disk records how far it got."""
+    lj = LennardJonesEnergy(n_particles=13)
+    settings = MCMCSettings(num_chains=16, num_steps=40, burn_in=15, num_temperatures=3, max_temperature=1.5,
+                            kernel="hmc", leapfrog_steps=3, init="grid", init_scale=1.1, swap_interval=2, seed=3)
+    whole = run_reference_mcmc(lj, settings)
+    state_path = tmp_path / "state.pt"
+    for expected_step in (13, 26):
+        result, state = run_resumable_mcmc(lj, settings, state_path, max_steps=13, save_every=4)
+        assert result is None and state.step == expected_step == load_mcmc_state(state_path).step
+    result, state = run_resumable_mcmc(lj, settings, state_path, save_every=4)
+    assert state.step == 40 and torch.equal(result.samples, whole.samples)
+    assert result.acceptance == whole.acceptance and result.swap_acceptance == whole.swap_acceptance
+    assert result.trace == whole.trace and len(result.trace) == 40
+
+
+def _reference_cmd(ref, state, steps, chains="50", extra=()):
+    return ["bench", "synthetic", "--system", "dw4", "--reference", str(ref), "--make-reference", "--reference-only",
+            "--mcmc-state", str(state), "--mcmc-steps", str(steps), "--mcmc-chains", chains, *extra]
+
+
+def test_reference_run_survives_sigkill(tmp_path):
+    """SIGKILL in the middle of a resumable reference run loses at most the steps since its last save:
+    the same command run again finishes it, with the samples of one uninterrupted run."""
+    ref, state = tmp_path / "ref.pt", tmp_path / "state.pt"
+    argv = _reference_cmd(ref, state, 6000, extra=("--mcmc-save-every", "200"))
+    proc = subprocess.Popen([sys.executable, "-m", "adjoint_sampling.cli", *argv], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kill_process_tree(proc)
+    saved = load_mcmc_state(state)
+    assert 200 <= saved.step < 6000 and not ref.exists()
+    assert main(argv + ["--mcmc-save-every", "200"]) == 0
+    settings = MCMCSettings(**{**saved.settings})
+    whole = run_reference_mcmc(DoubleWellEnergy(), settings)
+    done = torch.load(ref, weights_only=False)
+    assert torch.equal(done["samples"], whole.samples.float()) and done["summary"]["trace"] == whole.trace
+
+
+def test_reference_run_in_chunks_and_its_errors(tmp_path, capsys):
+    """--mcmc-chunk-steps stops a run with its state saved and says so; no reference is written until
+    the run ends, and a model cannot be compared with it before. Resuming under other settings, or
+    chunks without a state file, get a one-line error and leave the state as it was."""
+    ref, state = tmp_path / "ref.pt", tmp_path / "state.pt"
+    argv = _reference_cmd(ref, state, 60, chains="8", extra=("--mcmc-chunk-steps", "25"))
+    assert main(argv) == 0
+    assert "step 25 of 60" in capsys.readouterr().out and not ref.exists()
+    for bad in (_reference_cmd(ref, state, 60, chains="9"), argv[:-2] + ["--mcmc-kernel", "hmc"],
+                [a for a in argv if a not in ("--mcmc-state", str(state))]):
+        capsys.readouterr()
+        assert main(bad) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert load_mcmc_state(state).step == 25
+    with_model = [a for a in argv if a != "--reference-only"] + ["--model", str(tmp_path / "model.pt")]
+    assert main(with_model) == 2  # runs its chunk, then says the reference is not there yet
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not finished" in err[0] and load_mcmc_state(state).step == 50
+    assert main(argv) == 0
+    assert "step 60 of 60" in capsys.readouterr().out
+    assert torch.load(ref, weights_only=False)["samples"].shape == (8, 4, 2)
