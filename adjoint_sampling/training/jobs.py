@@ -66,20 +66,29 @@ def _check_same_config(run_dir: Path, cfg: JobConfig) -> None:
         raise ConfigError(f"{run_dir} holds a run started with a different config ({saved_path}); use another --run-dir")
 
 
-def control_bound_warning(controller: torch.nn.Module, adjoint_clip: float | None) -> str | None:
+def control_bound_warning(controller: torch.nn.Module, adjoint_clip: float | None,
+                          n_particles: int | None = None) -> str | None:
     """A warning if the controller's output cannot reach the adjoint targets it regresses onto.
 
     The RAM target of the scaled control is ``-a`` with ``|a|`` up to ``adjoint_clip`` per row; a
     controller whose ``output_bound()`` is below that clip cannot fit the largest targets (the
-    fault that held LJ-13: an EGNN bounded at 30 against targets up to 100). None when there is
-    no clip, no known bound, or the bound is large enough.
+    fault that held LJ-13: an EGNN bounded at 30 against targets up to 100). With ``n_particles``
+    (a fully connected graph) the push of one close pair, the bound over the ``n - 1`` neighbours
+    it is averaged with, is checked too: the largest targets come from one overlapping pair.
+    None when there is no clip, no known bound, or the bound is large enough.
     """
     bound_fn = getattr(controller, "output_bound", None)
     bound = bound_fn() if callable(bound_fn) else None
-    if adjoint_clip is None or adjoint_clip <= 0 or bound is None or bound >= adjoint_clip:
+    if adjoint_clip is None or adjoint_clip <= 0 or bound is None:
         return None
-    return (f"the controller's output is bounded by {bound:g} per particle, below trainer.adjoint_clip "
-            f"{adjoint_clip:g}: it cannot fit the largest adjoint targets (raise output_scale or max_update)")
+    if bound < adjoint_clip:
+        return (f"the controller's output is bounded by {bound:g} per particle, below trainer.adjoint_clip "
+                f"{adjoint_clip:g}: it cannot fit the largest adjoint targets (raise output_scale or max_update)")
+    if n_particles is not None and n_particles > 1 and bound / (n_particles - 1) < adjoint_clip:
+        return (f"one close pair can move a particle by at most {bound / (n_particles - 1):g} (the output bound "
+                f"{bound:g} over {n_particles - 1} neighbours), below trainer.adjoint_clip {adjoint_clip:g}: it "
+                f"cannot fit the largest adjoint targets (raise output_scale or max_update)")
+    return None
 
 
 def run_training_job(
@@ -122,7 +131,9 @@ def run_training_job(
         hparams = {**(defaults() if callable(defaults) else {}), **cfg.controller.hparams}
         torch.manual_seed(cfg.trainer.seed)  # same initial weights on every rank
         controller = build_controller(cfg.controller.name, hparams)
-        if method == "adjoint_sampling" and (warning := control_bound_warning(controller, cfg.trainer.adjoint_clip)):
+        n_particles = getattr(getattr(problem, "energy_model", None), "n_particles", None)
+        if method == "adjoint_sampling" and (
+                warning := control_bound_warning(controller, cfg.trainer.adjoint_clip, n_particles)):
             log.warning(warning)
         if cfg.init_from and not has_training_state(run_dir):  # a resumed run continues from its own state
             load_controller_weights(controller, cfg.init_from, cfg.controller.name)
