@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -56,16 +57,23 @@ class NoiseSchedule(ABC):
         return 0.5 * (lo + hi)
 
     def sample_times(self, n: int, noise_fraction: float, generator: torch.Generator | None,
-                     dtype: torch.dtype = torch.float64) -> Tensor:
+                     dtype: torch.dtype = torch.float64, window: Sequence[float] | None = None,
+                     window_fraction: float = 0.0) -> Tensor:
         """``n`` loss times: uniform on [0, 1], except a ``noise_fraction`` share drawn with density
-        ``sigma(t)^2 / nu_1`` (where the base process adds its noise). ``noise_fraction`` 0 draws
-        exactly ``torch.rand(n)``. Returns ``(n,)``."""
+        ``sigma(t)^2 / nu_1`` (where the base process adds its noise) and a ``window_fraction`` share
+        drawn uniformly on ``window = (a, b)`` (a part of the time axis that needs more of the loss).
+        Both fractions 0 draw exactly ``torch.rand(n)``. Returns ``(n,)``."""
         t = torch.rand(n, generator=generator, dtype=dtype)
-        if noise_fraction <= 0.0:
-            return t
-        pick = torch.rand(n, generator=generator, dtype=torch.float64) < noise_fraction
-        by_noise = self.time_of_nu(torch.rand(n, generator=generator, dtype=torch.float64) * self.nu1)
-        return torch.where(pick, by_noise.to(dtype), t)
+        if noise_fraction > 0.0:
+            pick = torch.rand(n, generator=generator, dtype=torch.float64) < noise_fraction
+            by_noise = self.time_of_nu(torch.rand(n, generator=generator, dtype=torch.float64) * self.nu1)
+            t = torch.where(pick, by_noise.to(dtype), t)
+        if window_fraction > 0.0 and window is not None:
+            lo, hi = window
+            pick = torch.rand(n, generator=generator, dtype=torch.float64) < window_fraction
+            in_window = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+            t = torch.where(pick, in_window.to(dtype), t)
+        return t
 
     def bridge_mean_coef_and_var(self, t: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(nu_t / nu_1, nu_t (nu_1 - nu_t) / nu_1)`` of the base bridge at times ``t``."""

@@ -319,7 +319,7 @@ class Trainer:
         x1 = torch.cat([it.x1 for it in items])
         adj = torch.cat([it.adjoint for it in items])
         t = self.schedule.sample_times(batch.space.num_systems, self.config.loss_time_noise_fraction, self.generator,
-                                       x1.dtype)
+                                       x1.dtype, self.config.loss_time_window, self.config.loss_time_window_fraction)
         xt = batch.space.sample_bridge(x1, t, self.schedule, self.generator)
         if self.symmetry is not None:
             # each part on its own: a group's candidates must be exchangeable draws of one distribution

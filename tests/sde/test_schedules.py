@@ -129,3 +129,14 @@ def test_sample_times_follow_the_noise_density():
     assert torch.equal(plain, torch.rand(1000, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
     half = schedule.sample_times(20_000, 0.5, torch.Generator().manual_seed(1))
     assert 0.5 < (half < 0.25).double().mean() < 0.7  # mixture: 0.5 * 0.25 + 0.5 * P_noise(t < 0.25)
+
+
+def test_sample_times_window_share():
+    """A window share puts that share of the times uniformly on [a, b]; the rest stays uniform on [0, 1]."""
+    schedule = GeometricSchedule(0.05, 2.0)
+    t = schedule.sample_times(40_000, 0.0, torch.Generator().manual_seed(0), window=(0.4, 0.85), window_fraction=0.5)
+    inside = ((t >= 0.4) & (t <= 0.85)).double().mean()
+    assert float(inside) == pytest.approx(0.5 + 0.5 * 0.45, abs=0.01)
+    assert float((t < 0.2).double().mean()) == pytest.approx(0.5 * 0.2, abs=0.01)
+    none = schedule.sample_times(1000, 0.0, torch.Generator().manual_seed(3), window=(0.4, 0.85), window_fraction=0.0)
+    assert torch.equal(none, torch.rand(1000, generator=torch.Generator().manual_seed(3), dtype=torch.float64))

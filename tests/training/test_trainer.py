@@ -203,6 +203,11 @@ def test_config_errors(tmp_path):
         _tiny_config(loss_time_noise_fraction=1.5)
     with pytest.raises(ConfigError, match="importance_fraction must be in"):
         _tiny_config(importance_fraction=1.5)
+    with pytest.raises(ConfigError, match="loss_time_window_fraction must be in"):
+        _tiny_config(loss_time_window=[0.2, 0.5], loss_time_window_fraction=-0.1)
+    for window in (None, [0.5, 0.2], [0.1], [0.0, 1.5]):
+        with pytest.raises(ConfigError, match="loss_time_window must be"):
+            _tiny_config(loss_time_window=window, loss_time_window_fraction=0.5)
     torus = TorusGaussianProblem(torch.zeros(3, 1, dtype=torch.float64), std=0.5)
     trainer = Trainer(torus, AffineControl(3, 1), GeometricSchedule(0.05, 1.0), _tiny_config(importance_fraction=0.5),
                       tmp_path / "torus", progress=False)
@@ -344,3 +349,33 @@ def test_train_seed_option_replaces_the_configs_seed(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", str(flow), "--seed", "1"]) == 2
     assert "--seed applies to sampler jobs" in capsys.readouterr().err
+
+
+def test_loss_time_window_reaches_the_ram_steps_and_survives_the_run_config(tmp_path, monkeypatch):
+    """A YAML job with a loss-time window trains, its config round-trips through the run directory
+    (a resume accepts it), and the RAM steps draw that share of their times inside the window."""
+    from adjoint_sampling.sde.schedules import NoiseSchedule
+
+    drawn = []
+    original = NoiseSchedule.sample_times
+
+    def record(self, *args, **kwargs):
+        t = original(self, *args, **kwargs)
+        drawn.append(t)
+        return t
+
+    monkeypatch.setattr(NoiseSchedule, "sample_times", record)
+    cfg = {"problem": {"kind": "synthetic", "system": "dw4"},
+           "controller": {"name": "egnn", "hparams": {"hidden": 8, "num_layers": 1}},
+           "trainer": {"iterations": 2, "samples_per_refresh": 8, "grad_steps_per_refresh": 20, "batch_size": 64,
+                       "buffer_capacity": 32, "initial_buffer_fill": 16, "sample_batch_size": 16, "sde_steps": 5,
+                       "loss_time_window": [0.6, 0.7], "loss_time_window_fraction": 0.8}}
+    path = tmp_path / "window.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert run_training_job(path, tmp_path / "run", progress=False).iteration == 2
+    times = torch.cat(drawn)
+    inside = float(((times >= 0.6) & (times <= 0.7)).double().mean())
+    assert inside == pytest.approx(0.8 + 0.2 * 0.1, abs=0.03)
+    cfg["trainer"]["iterations"] = 3
+    path.write_text(yaml.safe_dump(cfg))
+    assert run_training_job(path, tmp_path / "run", progress=False).iteration == 3
