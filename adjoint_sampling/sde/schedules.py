@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import torch

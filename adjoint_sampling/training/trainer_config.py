@@ -37,8 +37,9 @@ class TrainerConfig:
             instead of uniformly (0: all uniform). More weight where the base process adds its noise,
             where errors of the control cost most; the minimiser is unchanged.
         loss_time_window / loss_time_window_fraction: share of the RAM loss times redrawn uniformly
-            on ``[a, b]`` (after the noise share; 0: none). More of the loss where the control is found wrong (for
-            LJ-13 the middle of the time axis, benchmarks/RESULTS.md); the minimiser is unchanged.
+            on ``[a, b]`` (after the noise share; 0: none). More of the loss where the control is
+            found wrong (for LJ-13 the middle of the time axis, benchmarks/RESULTS.md); the
+            minimiser is unchanged.
         ram_target: ``"sample"``: regress onto the adjoint of the sample that produced ``X_t`` (the
             paper's RAM); ``"batch_posterior"``: onto its posterior mean over the batch's samples
             and their symmetry images (same minimiser, lower variance; needs a problem with a
