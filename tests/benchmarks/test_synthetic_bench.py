@@ -402,7 +402,7 @@ def test_reference_run_survives_sigkill(tmp_path):
     saved = load_mcmc_state(state)
     assert 200 <= saved.step < 6000 and not ref.exists()
     assert main(argv + ["--mcmc-save-every", "200"]) == 0
-    settings = MCMCSettings(**{**saved.settings})
+    settings = MCMCSettings(**saved.settings)
     whole = run_reference_mcmc(DoubleWellEnergy(), settings)
     done = torch.load(ref, weights_only=False)
     assert torch.equal(done["samples"], whole.samples.float()) and done["summary"]["trace"] == whole.trace
