@@ -258,6 +258,26 @@ class Trainer:
     def _save_model(self) -> None:
         save_model_checkpoint(self.model_path, self.model_checkpoint())
 
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.run_dir / "snapshots"
+
+    def _maybe_snapshot(self) -> None:
+        """Every ``snapshot_interval`` iterations, keep the model as ``snapshots/iteration_NNNNNN.pt``.
+
+        With a weight EMA the live weights go beside it as ``iteration_NNNNNN_live.pt``. A snapshot
+        is rewritten if a resumed run passes its iteration again (same weights up to replay).
+        """
+        interval = self.config.snapshot_interval
+        if not interval or self.counters.iteration % interval or not self.dist.is_main:
+            return
+        stem = self.snapshot_dir / f"iteration_{self.counters.iteration:06d}"
+        checkpoint = self.model_checkpoint()
+        save_model_checkpoint(stem.with_suffix(".pt"), checkpoint)
+        if self.ema is not None:
+            live = dataclasses.replace(checkpoint, state_dict=_on_cpu(self.controller.state_dict()))
+            save_model_checkpoint(stem.parent / f"{stem.name}_live.pt", live)
+
     # ------------------------------------------------------------------ steps
     def _simulate_and_push(self, num_systems: int) -> dict[str, float]:
         """Simulate ``num_systems`` systems with the current control, evaluate, push to the buffer."""
@@ -463,6 +483,7 @@ class Trainer:
                     record["buffer_effective_fraction"] = effective_sample_fraction(self.buffer.log_weights(),
                                                                                     self.buffer.keys())
                 self._log(record)
+                self._maybe_snapshot()
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['ram_loss']:.3g}", E=f"{record['energy_mean']:.3g}")
                 self._checkpoint_and_maybe_stop(force=c.iteration == cfg.iterations)

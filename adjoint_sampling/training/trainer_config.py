@@ -31,6 +31,9 @@ class TrainerConfig:
         checkpoint_interval: iterations between checkpoints (1 = after every iteration).
         seed: base seed (rank r uses ``rank_seed(seed, r)``).
         keep_checkpoints: how many older train-state tags to keep beside the latest.
+        snapshot_interval: if > 0, keep a copy of the model every that many iterations in
+            ``snapshots/`` of the run directory (for measuring how a run's samples move between
+            snapshots); 0: none.
         ema_decay: if set, an exponential moving average of the weights (updated after every
             gradient step) is what the model checkpoint stores; buffer refreshes use the live weights.
         loss_time_noise_fraction: share of the RAM loss times drawn with density ``sigma(t)^2 / nu_1``
@@ -72,6 +75,7 @@ class TrainerConfig:
     checkpoint_interval: int = 1
     seed: int = 0
     keep_checkpoints: int = 0
+    snapshot_interval: int = 0
     ema_decay: float | None = None
     loss_time_noise_fraction: float = 0.0
     loss_time_window: list[float] | None = None
@@ -85,6 +89,8 @@ class TrainerConfig:
                      "buffer_capacity", "sample_batch_size", "sde_steps", "checkpoint_interval"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"trainer.{name} must be >= 1, got {getattr(self, name)}")
+        if self.snapshot_interval < 0:
+            raise ConfigError(f"trainer.snapshot_interval must be >= 0, got {self.snapshot_interval}")
         if self.initial_buffer_fill < 0 or self.warm_start_steps < 0:
             raise ConfigError("trainer.initial_buffer_fill and trainer.warm_start_steps must be >= 0")
         if not self.lr > 0:

@@ -262,6 +262,40 @@ def test_ema_weights_are_checkpointed_and_resumed(tmp_path):
         _tiny_config(ema_decay=1.5)
 
 
+def test_snapshots_keep_the_model_and_live_weights_at_every_interval(tmp_path):
+    """snapshot_interval 2 of 5 iterations: iterations 2 and 4, the EMA model and the live weights of
+    that moment, the same whether or not the run was stopped and resumed in between."""
+    stopped = _tiny_trainer(tmp_path / "stopped", ema_decay=0.5, snapshot_interval=2)
+    stopped.run(stop_after_iterations=3)
+    at_three = {k: v.clone() for k, v in stopped.controller.state_dict().items()}
+    stopped = _tiny_trainer(tmp_path / "stopped", init_seed=7, ema_decay=0.5, snapshot_interval=2)
+    stopped.run()
+    full = _tiny_trainer(tmp_path / "full", ema_decay=0.5, snapshot_interval=2)
+    full.run(stop_after_iterations=4)
+    ema_at_four = {k: v.clone() for k, v in full.ema.items()}
+    live_at_four = {k: v.clone() for k, v in full.controller.state_dict().items()}
+    snaps = sorted(p.name for p in (tmp_path / "stopped" / "snapshots").iterdir())
+    assert snaps == ["iteration_000002.pt", "iteration_000002_live.pt", "iteration_000004.pt",
+                     "iteration_000004_live.pt"]
+    model = load_model_checkpoint(tmp_path / "stopped" / "snapshots" / "iteration_000004.pt")
+    live = load_model_checkpoint(tmp_path / "stopped" / "snapshots" / "iteration_000004_live.pt")
+    assert model.counters["iteration"] == 4 and model.controller_name == "egnn"
+    for k in live_at_four:
+        assert torch.equal(model.state_dict[k], ema_at_four[k])
+        assert torch.equal(live.state_dict[k], live_at_four[k])
+    two = load_model_checkpoint(tmp_path / "stopped" / "snapshots" / "iteration_000002_live.pt")
+    assert any(not torch.equal(two.state_dict[k], at_three[k]) for k in at_three)  # an earlier moment
+    # without an EMA only the model is kept; 0 keeps nothing
+    plain = _tiny_trainer(tmp_path / "plain", snapshot_interval=5)
+    plain.run()
+    assert sorted(p.name for p in (tmp_path / "plain" / "snapshots").iterdir()) == ["iteration_000005.pt"]
+    none = _tiny_trainer(tmp_path / "none")
+    none.run()
+    assert not (tmp_path / "none" / "snapshots").exists()
+    with pytest.raises(ConfigError, match="snapshot_interval"):
+        _tiny_config(snapshot_interval=-1)
+
+
 def test_init_from_starts_a_run_from_checkpoint_weights(tmp_path):
     """``init_from`` copies a model checkpoint's weights into a new run (fine-tuning)."""
     base = yaml.safe_load(_cli_config(tmp_path).read_text())
