@@ -6,6 +6,12 @@ For each checkpoint, ``num_samples`` fresh samples with their path log-importanc
 weight means a sampler closer to the target, without reference samples. Also the effective sample
 fraction and the samples' mean and median energy.
 
+Selection rule (fixed in the twenty-fourth session on LJ-13 seed 0 and checked on seed 1,
+benchmarks/RESULTS.md): within one run, whose snapshots are all too hot, keep the snapshot whose fresh
+samples have the lowest mean energy. The command prints it last. It uses the energy only, never
+reference samples; it cannot tell a too cold sampler from a good one, so it is for comparing
+snapshots of one run, not models in general.
+
 Usage: python -m adjoint_sampling.benchmarks.synthetic.snapshot_scores OUT.jsonl CKPT [CKPT ...]
        [--num-samples 1000] [--seed 1] [--sde-steps N]
 """
@@ -63,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s", score)
         lines.append(json.dumps(score))
         atomic_write_text(args.output, "\n".join(lines) + "\n")
+    scores = [json.loads(line) for line in lines]
+    best = min(scores, key=lambda row: row["energy_mean"])
+    print(f"lowest mean energy: {best['model']} ({best['energy_mean']:.3f}, iteration {best['iteration']})")
     return 0
 
 

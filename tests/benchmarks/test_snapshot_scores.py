@@ -42,10 +42,14 @@ def test_trained_model_scores_higher_than_the_base_process(tmp_path):
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in trained.items() if k != "seconds"}
 
 
-def test_command_writes_one_line_per_checkpoint(tmp_path):
+def test_command_writes_one_line_per_checkpoint_and_names_the_lowest_energy_one(tmp_path, capsys):
     out = tmp_path / "scores.jsonl"
-    assert main([str(out), str(DW4), str(DW4), "--num-samples", "50", "--seed", "2", "--sde-steps", "40"]) == 0
+    base = _base_process_checkpoint(tmp_path)
+    args = [str(out), str(base), str(DW4), str(DW4), "--num-samples", "50", "--seed", "2", "--sde-steps", "40"]
+    assert main(args) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["model"] for r in rows] == [str(DW4), str(DW4)]
+    assert [r["model"] for r in rows] == [str(base), str(DW4), str(DW4)]
     assert all(r["sde_steps"] == 40 and r["num_samples"] == 50 and r["seed"] == 2 for r in rows)
-    assert rows[0]["mean_log_weight"] == rows[1]["mean_log_weight"] and math.isfinite(rows[0]["mean_log_weight"])
+    assert rows[1]["mean_log_weight"] == rows[2]["mean_log_weight"] and math.isfinite(rows[1]["mean_log_weight"])
+    assert rows[1]["energy_mean"] < rows[0]["energy_mean"]
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"lowest mean energy: {DW4} (")
