@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import torch
 
 from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
 from adjoint_sampling.core.atomic_io import atomic_write_text
+from adjoint_sampling.core.errors import AdjointSamplingError
 from adjoint_sampling.method.importance import effective_sample_fraction
 from adjoint_sampling.models.checkpoint import load_model_checkpoint
 
@@ -64,8 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     lines = []
+    if args.num_samples < 2:
+        print(f"error: --num-samples must be at least 2, got {args.num_samples}", file=sys.stderr)
+        return 2
     for path in args.checkpoints:
-        score = snapshot_score(path, args.num_samples, args.seed, args.sde_steps)
+        try:
+            score = snapshot_score(path, args.num_samples, args.seed, args.sde_steps)
+        except AdjointSamplingError as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return 2
         log.info("%s", score)
         lines.append(json.dumps(score))
         atomic_write_text(args.output, "\n".join(lines) + "\n")

@@ -53,3 +53,17 @@ def test_command_writes_one_line_per_checkpoint_and_names_the_lowest_energy_one(
     assert rows[1]["mean_log_weight"] == rows[2]["mean_log_weight"] and math.isfinite(rows[1]["mean_log_weight"])
     assert rows[1]["energy_mean"] < rows[0]["energy_mean"]
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"lowest mean energy: {DW4} (")
+
+
+def test_command_names_a_bad_checkpoint_in_one_line(tmp_path, capsys):
+    out = tmp_path / "scores.jsonl"
+    missing = tmp_path / "missing.pt"
+    assert main([str(out), str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {missing}: checkpoint not found: {missing}"
+    molecular = REPO / "models" / "shipped" / "default.pt"
+    assert main([str(out), str(molecular), "--num-samples", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {molecular}: ") and "not a synthetic-system model" in err and "\n" not in err
+    assert main([str(out), str(DW4), "--num-samples", "1"]) == 2
+    assert "--num-samples" in capsys.readouterr().err
+    assert not out.exists()
