@@ -65,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
-    lines = []
     if args.num_samples < 2:
         print(f"error: --num-samples must be at least 2, got {args.num_samples}", file=sys.stderr)
         return 2
+    scores: list[dict[str, float]] = []
     for path in args.checkpoints:
         try:
             score = snapshot_score(path, args.num_samples, args.seed, args.sde_steps)
@@ -76,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {path}: {exc}", file=sys.stderr)
             return 2
         log.info("%s", score)
-        lines.append(json.dumps(score))
-        atomic_write_text(args.output, "\n".join(lines) + "\n")
-    scores = [json.loads(line) for line in lines]
+        scores.append(score)
+        atomic_write_text(args.output, "".join(json.dumps(row) + "\n" for row in scores))  # what is done so far
     best = min(scores, key=lambda row: row["energy_mean"])
     print(f"lowest mean energy: {best['model']} ({best['energy_mean']:.3f}, iteration {best['iteration']})")
     return 0

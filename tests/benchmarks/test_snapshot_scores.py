@@ -10,6 +10,7 @@ from trainer_helpers import REPO
 
 from adjoint_sampling.benchmarks.synthetic.snapshot_scores import main, snapshot_score
 from adjoint_sampling.models.checkpoint import load_model_checkpoint, save_model_checkpoint
+from adjoint_sampling.models.registry import build_controller
 from adjoint_sampling.problems.synthetic import SyntheticProblem
 
 DW4 = REPO / "benchmarks" / "synthetic" / "models" / "dw4.pt"
@@ -18,8 +19,7 @@ DW4 = REPO / "benchmarks" / "synthetic" / "models" / "dw4.pt"
 def _base_process_checkpoint(tmp_path):
     """The committed DW-4 model with a fresh controller: zero output, i.e. the uncontrolled base process."""
     ckpt = load_model_checkpoint(DW4)
-    fresh = ckpt.build_controller().__class__(**ckpt.controller_hparams)
-    ckpt.state_dict = fresh.state_dict()
+    ckpt.state_dict = build_controller(ckpt.controller_name, ckpt.controller_hparams).state_dict()
     path = tmp_path / "base.pt"
     save_model_checkpoint(path, ckpt)
     with torch.no_grad():
