@@ -90,6 +90,19 @@ class EGNNLayer(nn.Module):
         nn.init.zeros_(self.coord_mlp[-1].weight)
         nn.init.zeros_(self.coord_mlp[-1].bias)
 
+    def _first_edge_linear(self, h: Tensor, src: Tensor, dst: Tensor, pair: Tensor) -> Tensor:
+        """The edge MLP's first linear map of ``[h_src, h_dst, pair]`` (E, 2H + P) -> (E, H).
+
+        Its ``h`` columns are applied per node (M rows) and gathered, not per edge (E rows): the same
+        map, with (2H + P) H multiply-adds per edge cut to P H (on a fully connected graph E = M (n - 1)).
+        """
+        linear = self.edge_mlp[0]
+        width = h.shape[-1]
+        weight = linear.weight
+        by_src = h @ weight[:, :width].T
+        by_dst = h @ weight[:, width:2 * width].T
+        return by_src[src] + by_dst[dst] + torch.nn.functional.linear(pair, weight[:, 2 * width:], linear.bias)
+
     def forward(
         self, h: Tensor, x: Tensor, edges: Tensor, edge_feat: Tensor | None, inv_deg: Tensor, t_rows: Tensor,
         length_scale: float,
@@ -97,9 +110,9 @@ class EGNNLayer(nn.Module):
         src, dst = edges
         rel = (x[src] - x[dst]) / length_scale
         d2 = rel.pow(2).sum(-1, keepdim=True)
-        parts = [h[src], h[dst], d2] + ([self.radial((d2 + 1e-12).sqrt())] if self.radial is not None else [])
-        parts += [edge_feat] if edge_feat is not None else []
-        m = self.edge_mlp(torch.cat(parts, dim=-1))
+        pair = [d2] + ([self.radial((d2 + 1e-12).sqrt())] if self.radial is not None else [])
+        pair += [edge_feat] if edge_feat is not None else []
+        m = self.edge_mlp[1:](self._first_edge_linear(h, src, dst, torch.cat(pair, dim=-1)))
         # normalised direction keeps updates bounded for far-apart particles; the epsilon keeps the
         # gradient finite for coincident particles (all of them sit at the origin at t = 0)
         direction = rel / ((d2 + 1e-8).sqrt() + 1.0)

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+from torch_geometric.utils import degree
 
 from adjoint_sampling.core.errors import ConfigError
 from adjoint_sampling.core.geometry import random_orthogonal
-from adjoint_sampling.models.egnn import fully_connected_edges
+from adjoint_sampling.models.egnn import EGNNLayer, RadialBasis, fully_connected_edges
 from adjoint_sampling.models.equivariance import equivariance_errors
 from adjoint_sampling.models.registry import available_controllers, build_controller
 from adjoint_sampling.sde.batch import GraphContext, SystemBatch
@@ -147,3 +148,36 @@ def test_radial_features_keep_equivariance_and_old_hparams():
     assert "radial_features" not in build_controller("egnn", {"hidden": 8, "num_layers": 2}).hparams
     with pytest.raises(ConfigError, match="radial_features"):
         build_controller("egnn", {"hidden": 8, "num_layers": 2, "radial_features": 1})
+
+
+@pytest.mark.parametrize("edge_feature_dim, radial", [(0, None), (3, 4)])
+def test_layer_matches_the_edge_mlp_on_concatenated_edge_inputs(edge_feature_dim, radial):
+    """The layer applies its first edge linear map per node and gathers; the messages must equal the
+    textbook ``edge_mlp([h_src, h_dst, d^2, radial(d), edge features])`` on every edge."""
+    torch.manual_seed(2)
+    basis = RadialBasis(radial, 3.0) if radial else None
+    layer = EGNNLayer(8, 4, edge_feature_dim, radial=basis).double()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    batch = torch.tensor([0] * 4 + [1] * 5)
+    edges = fully_connected_edges(batch, 2)
+    gen = torch.Generator().manual_seed(5)
+    h = torch.randn(9, 8, generator=gen, dtype=torch.float64)
+    x = torch.randn(9, 3, generator=gen, dtype=torch.float64)
+    edge_feat = torch.randn(edges.shape[1], 3, generator=gen, dtype=torch.float64) if edge_feature_dim else None
+    t_rows = torch.randn(9, 4, generator=gen, dtype=torch.float64)
+    inv_deg = 1.0 / degree(edges[0], 9, dtype=torch.float64).unsqueeze(-1)
+    h_out, x_out = layer(h, x, edges, edge_feat, inv_deg, t_rows, 1.5)
+
+    src, dst = edges
+    rel = (x[src] - x[dst]) / 1.5
+    d2 = rel.pow(2).sum(-1, keepdim=True)
+    parts = [h[src], h[dst], d2] + ([basis((d2 + 1e-12).sqrt())] if basis is not None else [])
+    parts += [edge_feat] if edge_feat is not None else []
+    m = layer.edge_mlp(torch.cat(parts, dim=-1))
+    dx = torch.zeros_like(x).index_add_(0, src, rel / ((d2 + 1e-8).sqrt() + 1.0) * layer.coord_mlp(m))
+    agg = torch.zeros_like(h).index_add_(0, src, m)
+    assert torch.allclose(x_out, x + dx * inv_deg * 1.5, atol=1e-12)
+    assert torch.allclose(h_out, h + layer.node_mlp(torch.cat([h, agg * inv_deg, t_rows], dim=-1)), atol=1e-12)
+    assert float((x_out - x).abs().max()) > 1e-3  # the check is not on a zero update
