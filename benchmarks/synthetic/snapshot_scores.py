@@ -4,13 +4,14 @@ For each checkpoint, ``num_samples`` fresh samples with their path log-importanc
 (:func:`sample_checkpoint_with_log_weights`). The mean log weight estimates ``log Z - KL(P_u || P*)``
 (path measures; the same constant ``log Z`` for every model of one energy), so a higher mean log
 weight means a sampler closer to the target, without reference samples. Also the effective sample
-fraction and the samples' mean and median energy.
+fraction, the samples' mean and median energy, and their configurational temperature over the
+target's (:mod:`configurational_temperature`: 1 for exact samples, above 1 too hot, below 1 too cold).
 
 Selection rule (fixed in the twenty-fourth session on LJ-13 seed 0 and checked on seed 1,
 benchmarks/RESULTS.md): within one run, whose snapshots are all too hot, keep the snapshot whose fresh
 samples have the lowest mean energy. The command prints it last. It uses the energy only, never
 reference samples; it cannot tell a too cold sampler from a good one, so it is for comparing
-snapshots of one run, not models in general.
+snapshots of one run, not models in general (the configurational temperature is the check for that).
 
 Usage: python -m adjoint_sampling.benchmarks.synthetic.snapshot_scores OUT.jsonl CKPT [CKPT ...]
        [--num-samples 1000] [--seed 1] [--sde-steps N]
@@ -27,11 +28,13 @@ from pathlib import Path
 
 import torch
 
+from adjoint_sampling.benchmarks.synthetic.configurational_temperature import configurational_temperature
 from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
 from adjoint_sampling.core.atomic_io import atomic_write_text
 from adjoint_sampling.core.errors import AdjointSamplingError
 from adjoint_sampling.method.importance import effective_sample_fraction
 from adjoint_sampling.models.checkpoint import load_model_checkpoint
+from adjoint_sampling.problems.synthetic import SyntheticProblem
 
 __all__ = ["snapshot_score"]
 
@@ -39,12 +42,14 @@ log = logging.getLogger(__name__)
 
 
 def snapshot_score(path: str | Path, num_samples: int, seed: int, sde_steps: int | None = None) -> dict[str, float]:
-    """Score one checkpoint: ``mean_log_weight`` (higher is better), ``effective_fraction``, energies."""
+    """Score one checkpoint: ``mean_log_weight`` (higher is better), ``effective_fraction``, energies,
+    ``configurational_temperature`` (over the target's; 1 is exact)."""
     ckpt = load_model_checkpoint(path)
     if sde_steps is not None:
         ckpt.sde_steps = sde_steps
     start = time.perf_counter()
-    _, energies, log_w = sample_checkpoint_with_log_weights(ckpt, num_samples, seed)
+    samples, energies, log_w = sample_checkpoint_with_log_weights(ckpt, num_samples, seed)
+    temperature = configurational_temperature(SyntheticProblem.from_description(ckpt.problem).energy_model, samples)
     finite = torch.isfinite(log_w)
     return {"model": str(path), "iteration": int(ckpt.counters.get("iteration", -1)), "num_samples": num_samples,
             "seed": seed, "sde_steps": ckpt.sde_steps,
@@ -52,6 +57,7 @@ def snapshot_score(path: str | Path, num_samples: int, seed: int, sde_steps: int
             "non_finite_weights": int((~finite).sum()),
             "effective_fraction": effective_sample_fraction(log_w, torch.zeros(num_samples, dtype=torch.long)),
             "energy_mean": float(energies.mean()), "energy_median": float(energies.median()),
+            "configurational_temperature": temperature,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
