@@ -32,6 +32,7 @@ from adjoint_sampling.chemistry.parsing import parse_smiles
 from adjoint_sampling.chemistry.torsions import find_torsions, set_torsions, torsion_gradient
 from adjoint_sampling.core.errors import InvalidMoleculeError
 from adjoint_sampling.core.paths import SHARED_DATA_DIR
+from adjoint_sampling.core.timing import best_seconds
 from adjoint_sampling.energy.penalty import BondStructurePenalty
 from adjoint_sampling.energy.registry import build_energy
 from adjoint_sampling.energy.relax import relax
@@ -48,17 +49,6 @@ def _read_molecules(path: Path) -> list[tuple[int, str, str]]:
         if len(fields) >= 3 and fields[0].isdigit():
             rows.append((int(fields[0]), fields[1], fields[2]))
     return rows
-
-
-def _timed(fn, repeats: int = 3) -> float:
-    """Best wall time of ``repeats`` calls (after one warm-up call)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _etkdg(parsed, num: int, seed: int) -> torch.Tensor:
@@ -111,17 +101,17 @@ def speed_figures(smiles: str, xtb_workers: int) -> dict:
     figures: dict[str, float | int | str] = {"molecule": smiles, "atoms": parsed.num_atoms}
     batch64 = pos.repeat(8, 1, 1)
     mmff = build_energy("mmff")
-    figures["mmff_s_per_conformer"] = _timed(lambda: mmff.energy_and_forces(system, batch64)) / 64
+    figures["mmff_s_per_conformer"] = best_seconds(lambda: mmff.energy_and_forces(system, batch64)) / 64
     for workers in sorted({1, xtb_workers}):
         xtb = build_energy("xtb", num_workers=workers)
-        figures[f"xtb_{workers}workers_s_per_conformer"] = _timed(lambda: xtb.energy_and_forces(system, pos), 1) / 8
+        figures[f"xtb_{workers}workers_s_per_conformer"] = best_seconds(lambda: xtb.energy_and_forces(system, pos), 1) / 8
     with tempfile.TemporaryDirectory() as tmp:
         from adjoint_sampling.energy.fairchem_backend import save_random_esen_checkpoint
 
         path = save_random_esen_checkpoint(Path(tmp) / "esen.pt", num_layers=2, channels=32)
         esen = build_energy("fairchem", checkpoint_path=path)
-        figures["esen_2x32_cpu_s_per_conformer"] = _timed(lambda: esen.energy_and_forces(system, pos), 2) / 8
-    figures["relax_mmff_s_per_conformer"] = _timed(lambda: relax(system, batch64, "mmff", max_steps=2000), 2) / 64
+        figures["esen_2x32_cpu_s_per_conformer"] = best_seconds(lambda: esen.energy_and_forces(system, pos), 2) / 8
+    figures["relax_mmff_s_per_conformer"] = best_seconds(lambda: relax(system, batch64, "mmff", max_steps=2000), 2) / 64
     xtb = build_energy("xtb", num_workers=xtb_workers)
     start = time.perf_counter()
     result = relax(system, pos[:4], xtb, max_steps=300)
@@ -134,11 +124,11 @@ def speed_figures(smiles: str, xtb_workers: int) -> dict:
     angles = (torch.rand(512, topology.num_torsions, dtype=torch.float64) * 2 - 1) * np.pi
     forces = torch.randn(512, parsed.num_atoms, 3, dtype=torch.float64)
     figures["torsions"] = topology.num_torsions
-    figures["set_torsions_512_s"] = _timed(lambda: set_torsions(local, topology, angles))
+    figures["set_torsions_512_s"] = best_seconds(lambda: set_torsions(local, topology, angles))
     placed = set_torsions(local, topology, angles)
-    figures["torsion_gradient_512_s"] = _timed(lambda: torsion_gradient(placed, forces, topology))
+    figures["torsion_gradient_512_s"] = best_seconds(lambda: torsion_gradient(placed, forces, topology))
     many = pos.repeat(128, 1, 1)
-    figures["check_conformers_1024_s"] = _timed(lambda: check_conformers(parsed.mol, many))
+    figures["check_conformers_1024_s"] = best_seconds(lambda: check_conformers(parsed.mol, many))
     return figures
 
 

@@ -20,7 +20,6 @@ import json
 import sys
 import time
 import types
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from torch import Tensor, nn
 
 from adjoint_sampling.core.atomic_io import atomic_write_text
 from adjoint_sampling.core.errors import AdjointSamplingError
+from adjoint_sampling.core.timing import best_seconds
 from adjoint_sampling.models.egnn import EGNNLayer
 from adjoint_sampling.models.registry import build_controller
 from adjoint_sampling.training.config import load_job_config
@@ -39,16 +39,6 @@ __all__ = ["controller_cost"]
 
 def _concatenated_first_edge_linear(layer: EGNNLayer, h: Tensor, src: Tensor, dst: Tensor, pair: Tensor) -> Tensor:
     return layer.edge_mlp[0](torch.cat([h[src], h[dst], pair], dim=-1))
-
-
-def _best_seconds(step: Callable[[], Any], repeats: int) -> float:
-    step()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()
-        step()
-        best = min(best, time.process_time() - start)
-    return best
 
 
 def controller_cost(config_path: str | Path, batch_size: int, repeats: int = 3) -> dict[str, Any]:
@@ -72,8 +62,8 @@ def controller_cost(config_path: str | Path, batch_size: int, repeats: int = 3) 
         with torch.no_grad():
             controller(t, x, batch)
 
-    rows: dict[str, Any] = {"split": {"gradient_step_seconds": _best_seconds(gradient_step, repeats),
-                                      "forward_seconds": _best_seconds(forward, repeats)}}
+    rows: dict[str, Any] = {"split": {"gradient_step_seconds": best_seconds(gradient_step, repeats, time.process_time),
+                                      "forward_seconds": best_seconds(forward, repeats, time.process_time)}}
     layers = [m for m in controller.modules() if isinstance(m, EGNNLayer)]
     if layers:
         with torch.no_grad():
@@ -82,8 +72,8 @@ def controller_cost(config_path: str | Path, batch_size: int, repeats: int = 3) 
             layer._first_edge_linear = types.MethodType(_concatenated_first_edge_linear, layer)
         with torch.no_grad():
             rows["max_output_difference"] = float((controller(t, x, batch) - split_output).abs().max())
-        rows["concatenated"] = {"gradient_step_seconds": _best_seconds(gradient_step, repeats),
-                                "forward_seconds": _best_seconds(forward, repeats)}
+        rows["concatenated"] = {"gradient_step_seconds": best_seconds(gradient_step, repeats, time.process_time),
+                                "forward_seconds": best_seconds(forward, repeats, time.process_time)}
         for layer in layers:
             del layer._first_edge_linear
     return {"config": str(config_path), "controller": cfg.controller.name, "hparams": cfg.controller.hparams,
