@@ -62,8 +62,11 @@ def controller_cost(config_path: str | Path, batch_size: int, repeats: int = 3) 
         with torch.no_grad():
             controller(t, x, batch)
 
-    rows: dict[str, Any] = {"split": {"gradient_step_seconds": best_seconds(gradient_step, repeats, time.process_time),
-                                      "forward_seconds": best_seconds(forward, repeats, time.process_time)}}
+    def costs() -> dict[str, float]:
+        return {"gradient_step_seconds": best_seconds(gradient_step, repeats, time.process_time),
+                "forward_seconds": best_seconds(forward, repeats, time.process_time)}
+
+    rows: dict[str, Any] = {"split": costs()}
     layers = [m for m in controller.modules() if isinstance(m, EGNNLayer)]
     if layers:
         with torch.no_grad():
@@ -72,8 +75,7 @@ def controller_cost(config_path: str | Path, batch_size: int, repeats: int = 3) 
             layer._first_edge_linear = types.MethodType(_concatenated_first_edge_linear, layer)
         with torch.no_grad():
             rows["max_output_difference"] = float((controller(t, x, batch) - split_output).abs().max())
-        rows["concatenated"] = {"gradient_step_seconds": best_seconds(gradient_step, repeats, time.process_time),
-                                "forward_seconds": best_seconds(forward, repeats, time.process_time)}
+        rows["concatenated"] = costs()
         for layer in layers:
             del layer._first_edge_linear
     return {"config": str(config_path), "controller": cfg.controller.name, "hparams": cfg.controller.hparams,
