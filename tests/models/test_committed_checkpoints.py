@@ -20,7 +20,11 @@ CHECKPOINTS = sorted(
     if p not in GNN_CHECKPOINTS and not p.relative_to(REPO_ROOT).as_posix().startswith(ENERGY_DIRS)
     and "train_state" not in p.parts
 )
-SAMPLER_RUNS = sorted(p.parent.parent for p in (REPO_ROOT / "models" / "archive").glob("*/train_state/latest.json"))
+SAMPLER_RUNS = sorted(
+    p.parent.parent
+    for folder in (REPO_ROOT / "models" / "archive", REPO_ROOT / "benchmarks" / "synthetic" / "models" / "in_progress")
+    for p in folder.glob("*/train_state/latest.json")
+)
 
 
 def test_the_shipped_and_archived_models_are_found():
