@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 
 from adjoint_sampling.core.errors import AdjointSamplingError
+from adjoint_sampling.core.timing import best_seconds
 from adjoint_sampling.generation.sampler import Sampler
 from adjoint_sampling.generation.shipped import SHIPPED_MODEL_PATH
 from adjoint_sampling.generation.types import GenerationRequest
@@ -53,12 +55,8 @@ def controller_seconds_per_conformer(
     sampler = Sampler(checkpoint, controller, "controller-speed")
     request = GenerationRequest(smiles=smiles, num_conformers=num_conformers, seed=0)
     plan = sampler.local_structure_plan(sampler.prepare(request), num_conformers, 0)
-    sampler.sample_plan(plan, seed=0)  # warm-up
-    best = float("inf")
-    for repeat in range(repeats):
-        start = time.process_time()
-        sampler.sample_plan(plan, seed=1 + repeat)
-        best = min(best, time.process_time() - start)
+    seeds = itertools.count()  # the warm-up samples with seed 0, the timed repeats with 1, 2, ...
+    best = best_seconds(lambda: sampler.sample_plan(plan, seed=next(seeds)), repeats, time.process_time)
     return {
         "hparams": {k: v for k, v in hparams.items() if k not in ("num_atom_features", "num_bond_features")},
         "parameters": sum(p.numel() for p in controller.parameters()),
