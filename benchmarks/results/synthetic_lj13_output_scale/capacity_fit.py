@@ -1,8 +1,12 @@
-"""Capacity check: fit LJ-13 EGNN variants by the RAM loss on fixed independent PT-MALA samples (seed 7),
-report the held-out residual per particle at fixed t (the share of the target the network explains).
+"""Capacity check: fit EGNN variants by the RAM loss on fixed independent reference samples, report
+the held-out residual per particle at fixed t (the share of the target the network explains).
 
-python benchmarks/results/synthetic_lj13_output_scale/capacity_fit.py '{"output_scale": 10.0}' 3000 OUT.jsonl
-(needs runs/lj13_indep_seed7.pt; see benchmarks/RESULTS.md, "LJ-13: the control's output bound")
+python benchmarks/results/synthetic_lj13_output_scale/capacity_fit.py '{"output_scale": 10.0}' 3000 OUT.jsonl \
+    [TEMPLATE.pt SAMPLES.pt BATCH]
+Defaults: the bounded LJ-13 controller and runs/lj13_indep_seed7.pt (independent PT-MALA samples, seed 7),
+batch 64 (benchmarks/RESULTS.md, "LJ-13: the control's output bound"). The first 80 % of the samples
+are fitted, the rest held out. LJ-55: a width-32 run's model.pt and
+benchmarks/results/synthetic_lj55_reference/reference_seed1.pt (RESULTS, twenty-seventh session).
 """
 import json
 import sys
@@ -19,11 +23,15 @@ from adjoint_sampling.problems.synthetic import SyntheticProblem
 torch.set_num_threads(1)
 variant, steps, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 # hparams: the variant's base (the bounded LJ-13 controller), updated by the variant
-tmpl = load_model_checkpoint("benchmarks/synthetic/models/archive/lj13_bound30_seed0.pt")
-s = torch.load("runs/lj13_indep_seed7.pt", weights_only=False)["samples"].double()
-train, held = s[:800], s[800:]
+template_path = sys.argv[4] if len(sys.argv) > 4 else "benchmarks/synthetic/models/archive/lj13_bound30_seed0.pt"
+samples_path = sys.argv[5] if len(sys.argv) > 5 else "runs/lj13_indep_seed7.pt"
+batch_size = int(sys.argv[6]) if len(sys.argv) > 6 else 64
+tmpl = load_model_checkpoint(template_path)
+s = torch.load(samples_path, weights_only=False)["samples"].double()
+n_fit = int(0.8 * len(s))
+train, held = s[:n_fit], s[n_fit:]
 t0 = time.time()
-fitted, losses = fit_on_samples(tmpl, train, FitSettings(steps=steps, batch_size=64, adjoint_clip=100.0), variant)
+fitted, losses = fit_on_samples(tmpl, train, FitSettings(steps=steps, batch_size=batch_size, adjoint_clip=100.0), variant)
 fit_s = time.time() - t0
 prob = SyntheticProblem.from_description(tmpl.problem)
 ctrl = build_controller(fitted.controller_name, fitted.controller_hparams)
@@ -34,7 +42,7 @@ batch = prob.make_batch([0] * k)
 ev = prob.evaluate(batch, held.reshape(k * n, d))
 a = terminal_adjoint(ev.energy_grad, held.reshape(k * n, d), batch.space, sched, prob.tau, 100.0)
 gen = torch.Generator().manual_seed(0)
-res = {"variant": variant, "steps": steps, "fit_s": round(fit_s, 1),
+res = {"template": template_path, "variant": variant, "steps": steps, "batch_size": batch_size, "fit_s": round(fit_s, 1),
        "target_sq": round(float(a.pow(2).sum(-1).mean()), 1)}
 for t in (0.3, 0.7, 0.9, 0.99):
     xt = batch.space.sample_bridge(held.reshape(k * n, d).float(), torch.full((k,), t), sched, gen)
