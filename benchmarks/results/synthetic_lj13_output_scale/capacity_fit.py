@@ -31,7 +31,8 @@ s = torch.load(samples_path, weights_only=False)["samples"].double()
 n_fit = int(0.8 * len(s))
 train, held = s[:n_fit], s[n_fit:]
 t0 = time.time()
-fitted, losses = fit_on_samples(tmpl, train, FitSettings(steps=steps, batch_size=batch_size, adjoint_clip=100.0), variant)
+settings = FitSettings(steps=steps, batch_size=batch_size, adjoint_clip=100.0)
+fitted, losses = fit_on_samples(tmpl, train, settings, variant)
 fit_s = time.time() - t0
 prob = SyntheticProblem.from_description(tmpl.problem)
 ctrl = build_controller(fitted.controller_name, fitted.controller_hparams)
@@ -42,8 +43,8 @@ batch = prob.make_batch([0] * k)
 ev = prob.evaluate(batch, held.reshape(k * n, d))
 a = terminal_adjoint(ev.energy_grad, held.reshape(k * n, d), batch.space, sched, prob.tau, 100.0)
 gen = torch.Generator().manual_seed(0)
-res = {"template": template_path, "variant": variant, "steps": steps, "batch_size": batch_size, "fit_s": round(fit_s, 1),
-       "target_sq": round(float(a.pow(2).sum(-1).mean()), 1)}
+res = {"template": template_path, "variant": variant, "steps": steps, "batch_size": batch_size,
+       "fit_s": round(fit_s, 1), "target_sq": round(float(a.pow(2).sum(-1).mean()), 1)}
 for t in (0.3, 0.7, 0.9, 0.99):
     xt = batch.space.sample_bridge(held.reshape(k * n, d).float(), torch.full((k,), t), sched, gen)
     with torch.no_grad():
