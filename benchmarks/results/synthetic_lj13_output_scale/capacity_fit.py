@@ -22,7 +22,7 @@ from adjoint_sampling.problems.synthetic import SyntheticProblem
 
 torch.set_num_threads(1)
 variant, steps, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-# hparams: the variant's base (the bounded LJ-13 controller), updated by the variant
+# hparams: the template's (by default the bounded LJ-13 controller), updated by the variant
 template_path = sys.argv[4] if len(sys.argv) > 4 else "benchmarks/synthetic/models/archive/lj13_bound30_seed0.pt"
 samples_path = sys.argv[5] if len(sys.argv) > 5 else "runs/lj13_indep_seed7.pt"
 batch_size = int(sys.argv[6]) if len(sys.argv) > 6 else 64
