@@ -67,7 +67,9 @@ def random_walk_samples(energy: ParticleEnergy, num_chains: int, num_steps: int,
 
 @dataclass
 class FitSettings:
-    """RAM regression on a fixed buffer: Adam, cosine learning rate, optional clip and EMA."""
+    """RAM regression on a fixed buffer: Adam, cosine learning rate, optional clip and EMA; loss times
+    as the trainer draws them (``loss_time_window`` / ``loss_time_window_fraction``, see
+    ``NoiseSchedule.sample_times``)."""
 
     steps: int = 20_000
     batch_size: int = 256
@@ -79,6 +81,8 @@ class FitSettings:
     seed: int = 0
     ram_target: str = "sample"
     posterior_group_size: int = 64
+    loss_time_window: tuple[float, float] | None = None
+    loss_time_window_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.ram_target not in RAM_TARGETS:
@@ -116,7 +120,8 @@ def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSett
             group["lr"] = cosine_lr(step, settings.steps, settings.lr, settings.lr_final)
         pick = torch.randint(0, k, (bs,), generator=gen)
         x1, adj = x1_all[pick].reshape(-1, d), adjoints[pick].reshape(-1, d)
-        t = torch.rand(bs, generator=gen)
+        t = schedule.sample_times(bs, 0.0, gen, torch.float32, settings.loss_time_window,
+                                  settings.loss_time_window_fraction)
         xt = batch.space.sample_bridge(x1, t, schedule, gen)
         if symmetry is not None:
             adj = batch_posterior_adjoint(xt, t, x1, adj, schedule, symmetry, settings.posterior_group_size)

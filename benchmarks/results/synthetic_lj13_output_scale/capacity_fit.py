@@ -2,7 +2,7 @@
 the held-out residual per particle at fixed t (the share of the target the network explains).
 
 python benchmarks/results/synthetic_lj13_output_scale/capacity_fit.py '{"output_scale": 10.0}' 3000 OUT.jsonl \
-    [TEMPLATE.pt SAMPLES.pt BATCH]
+    [TEMPLATE.pt SAMPLES.pt BATCH [WINDOW_LO WINDOW_HI WINDOW_FRACTION]]
 Defaults: the bounded LJ-13 controller and runs/lj13_indep_seed7.pt (independent PT-MALA samples, seed 7),
 batch 64 (benchmarks/RESULTS.md, "LJ-13: the control's output bound"). The first 80 % of the samples
 are fitted, the rest held out. LJ-55: a width-32 run's model.pt and
@@ -31,7 +31,10 @@ s = torch.load(samples_path, weights_only=False)["samples"].double()
 n_fit = int(0.8 * len(s))
 train, held = s[:n_fit], s[n_fit:]
 t0 = time.time()
-settings = FitSettings(steps=steps, batch_size=batch_size, adjoint_clip=100.0)
+window = (float(sys.argv[7]), float(sys.argv[8])) if len(sys.argv) > 9 else None
+window_fraction = float(sys.argv[9]) if len(sys.argv) > 9 else 0.0
+settings = FitSettings(steps=steps, batch_size=batch_size, adjoint_clip=100.0, loss_time_window=window,
+                       loss_time_window_fraction=window_fraction)
 fitted, losses = fit_on_samples(tmpl, train, settings, variant)
 fit_s = time.time() - t0
 prob = SyntheticProblem.from_description(tmpl.problem)
@@ -44,6 +47,7 @@ ev = prob.evaluate(batch, held.reshape(k * n, d))
 a = terminal_adjoint(ev.energy_grad, held.reshape(k * n, d), batch.space, sched, prob.tau, 100.0)
 gen = torch.Generator().manual_seed(0)
 res = {"template": template_path, "variant": variant, "steps": steps, "batch_size": batch_size,
+       "loss_time_window": window, "loss_time_window_fraction": window_fraction,
        "fit_s": round(fit_s, 1), "target_sq": round(float(a.pow(2).sum(-1).mean()), 1)}
 for t in (0.3, 0.7, 0.9, 0.99):
     xt = batch.space.sample_bridge(held.reshape(k * n, d).float(), torch.full((k,), t), sched, gen)
