@@ -27,3 +27,20 @@ def _numerical_forces(model, system, positions: torch.Tensor, h: float = 1e-4) -
 def numerical_forces() -> Callable[..., torch.Tensor]:
     """``numerical_forces(model, system, positions (B, N, 3), h=1e-4) -> (B, N, 3)`` central differences."""
     return _numerical_forces
+
+
+@pytest.fixture
+def recorded_loss_times(monkeypatch) -> list[torch.Tensor]:
+    """Every ``(n,)`` tensor of loss times that ``NoiseSchedule.sample_times`` returns during the test."""
+    from adjoint_sampling.sde.schedules import NoiseSchedule
+
+    drawn: list[torch.Tensor] = []
+    original = NoiseSchedule.sample_times
+
+    def record(self, *args, **kwargs):
+        t = original(self, *args, **kwargs)
+        drawn.append(t)
+        return t
+
+    monkeypatch.setattr(NoiseSchedule, "sample_times", record)
+    return drawn

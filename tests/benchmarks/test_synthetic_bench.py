@@ -253,25 +253,15 @@ def test_oracle_fit_lowers_the_ram_loss_of_a_fresh_controller(ram_target):
     assert loss_fitted < 0.95 * loss_zero  # the irreducible part is about 2/3 of loss_zero
 
 
-def test_oracle_fit_draws_its_loss_times_as_the_trainer_does(monkeypatch):
+def test_oracle_fit_draws_its_loss_times_as_the_trainer_does(recorded_loss_times):
     """A loss-time window (the trainer's option) puts that share of the fit's RAM times inside it."""
     from adjoint_sampling.benchmarks.synthetic.oracle_fit import FitSettings, fit_on_samples, random_walk_samples
-    from adjoint_sampling.sde.schedules import NoiseSchedule
 
-    drawn = []
-    original = NoiseSchedule.sample_times
-
-    def record(self, *args, **kwargs):
-        t = original(self, *args, **kwargs)
-        drawn.append(t)
-        return t
-
-    monkeypatch.setattr(NoiseSchedule, "sample_times", record)
     template = load_model_checkpoint(REPO / "benchmarks" / "synthetic" / "models" / "dw4.pt")
     samples, _, _ = random_walk_samples(DoubleWellEnergy(), 32, 50, 0.3, seed=1)
     settings = FitSettings(steps=40, batch_size=64, loss_time_window=(0.85, 1.0), loss_time_window_fraction=0.5)
     fit_on_samples(template, samples, settings, controller_hparams={"hidden": 8, "num_layers": 1})
-    times = torch.cat(drawn)
+    times = torch.cat(recorded_loss_times)
     assert len(times) == 40 * 64 and times.dtype == torch.float32
     inside = float((times >= 0.85).double().mean())
     assert inside == pytest.approx(0.5 + 0.5 * 0.15, abs=0.04)

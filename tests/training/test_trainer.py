@@ -385,20 +385,10 @@ def test_train_seed_option_replaces_the_configs_seed(tmp_path, capsys):
     assert "--seed applies to sampler jobs" in capsys.readouterr().err
 
 
-def test_loss_time_window_reaches_the_ram_steps_and_survives_the_run_config(tmp_path, monkeypatch):
+def test_loss_time_window_reaches_the_ram_steps_and_survives_the_run_config(tmp_path, recorded_loss_times):
     """A YAML job with a loss-time window trains, its config round-trips through the run directory
     (a resume accepts it), and the RAM steps draw that share of their times inside the window."""
-    from adjoint_sampling.sde.schedules import NoiseSchedule
-
-    drawn = []
-    original = NoiseSchedule.sample_times
-
-    def record(self, *args, **kwargs):
-        t = original(self, *args, **kwargs)
-        drawn.append(t)
-        return t
-
-    monkeypatch.setattr(NoiseSchedule, "sample_times", record)
+    drawn = recorded_loss_times
     cfg = {"problem": {"kind": "synthetic", "system": "dw4"},
            "controller": {"name": "egnn", "hparams": {"hidden": 8, "num_layers": 1}},
            "trainer": {"iterations": 2, "samples_per_refresh": 8, "grad_steps_per_refresh": 20, "batch_size": 64,
