@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from adjoint_sampling.core.errors import ConfigError
 
-__all__ = ["TrainerConfig", "RAM_TARGETS"]
+__all__ = ["TrainerConfig", "RAM_TARGETS", "check_loss_time_window"]
 
 RAM_TARGETS = ("sample", "batch_posterior")
+
+
+def check_loss_time_window(window: Sequence[float] | None, fraction: float,
+                           prefix: str = "") -> tuple[float, float] | None:
+    """The loss-time window ``(a, b)`` as floats (``None`` when ``fraction`` is 0); raises
+    ``ConfigError`` naming ``prefix + "loss_time_window[_fraction]"`` unless ``fraction`` is in [0, 1]
+    and, when it is positive, ``0 <= a < b <= 1``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"{prefix}loss_time_window_fraction must be in [0, 1], got {fraction}")
+    if fraction == 0.0:
+        return None
+    if window is None or len(window) != 2 or not 0.0 <= float(window[0]) < float(window[1]) <= 1.0:
+        raise ConfigError(f"{prefix}loss_time_window must be [a, b] with 0 <= a < b <= 1, got {window}")
+    return float(window[0]), float(window[1])
 
 
 @dataclass
@@ -99,14 +114,9 @@ class TrainerConfig:
             raise ConfigError(f"trainer.ema_decay must be in (0, 1), got {self.ema_decay}")
         if not 0.0 <= self.loss_time_noise_fraction <= 1.0:
             raise ConfigError(f"trainer.loss_time_noise_fraction must be in [0, 1], got {self.loss_time_noise_fraction}")
-        if not 0.0 <= self.loss_time_window_fraction <= 1.0:
-            raise ConfigError(f"trainer.loss_time_window_fraction must be in [0, 1], "
-                              f"got {self.loss_time_window_fraction}")
-        if self.loss_time_window_fraction > 0.0:
-            window = self.loss_time_window
-            if window is None or len(window) != 2 or not 0.0 <= float(window[0]) < float(window[1]) <= 1.0:
-                raise ConfigError(f"trainer.loss_time_window must be [a, b] with 0 <= a < b <= 1, got {window}")
-            self.loss_time_window = [float(window[0]), float(window[1])]
+        window = check_loss_time_window(self.loss_time_window, self.loss_time_window_fraction, "trainer.")
+        if window is not None:
+            self.loss_time_window = list(window)
         if self.ram_target not in RAM_TARGETS:
             raise ConfigError(f"trainer.ram_target must be one of {list(RAM_TARGETS)}, got {self.ram_target!r}")
         if self.posterior_group_size < 1:

@@ -31,7 +31,7 @@ from adjoint_sampling.models.registry import build_controller
 from adjoint_sampling.problems.synthetic import SyntheticProblem
 from adjoint_sampling.models.checkpoint import ModelCheckpoint, load_model_checkpoint, save_model_checkpoint
 from adjoint_sampling.training.optim import cosine_lr, optimizer_step
-from adjoint_sampling.training.trainer_config import RAM_TARGETS
+from adjoint_sampling.training.trainer_config import RAM_TARGETS, check_loss_time_window
 
 __all__ = ["FitSettings", "random_walk_samples", "fit_on_samples", "main"]
 
@@ -87,6 +87,8 @@ class FitSettings:
     def __post_init__(self) -> None:
         if self.ram_target not in RAM_TARGETS:
             raise ConfigError(f"ram_target must be one of {list(RAM_TARGETS)}, got {self.ram_target!r}")
+        window = check_loss_time_window(self.loss_time_window, self.loss_time_window_fraction)
+        self.loss_time_window = window
 
 
 def fit_on_samples(template: ModelCheckpoint, samples: Tensor, settings: FitSettings,

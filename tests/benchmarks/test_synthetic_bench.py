@@ -273,6 +273,8 @@ def test_oracle_fit_rejects_an_unknown_target():
 
     with pytest.raises(ConfigError, match="ram_target must be one of"):
         FitSettings(ram_target="mean")
+    with pytest.raises(ConfigError, match="loss_time_window must be"):
+        FitSettings(loss_time_window=(0.9, 0.5), loss_time_window_fraction=0.5)
 
 
 def test_path_weights_correct_a_too_hot_dw4_models_energies(tmp_path, capsys):
