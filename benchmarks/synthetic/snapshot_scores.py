@@ -5,7 +5,9 @@ For each checkpoint, ``num_samples`` fresh samples with their path log-importanc
 (path measures; the same constant ``log Z`` for every model of one energy), so a higher mean log
 weight means a sampler closer to the target, without reference samples. Also the effective sample
 fraction, the samples' mean and median energy, and their configurational temperature over the
-target's (:mod:`configurational_temperature`: 1 for exact samples, above 1 too hot, below 1 too cold).
+target's (:mod:`configurational_temperature`: 1 for exact samples, above 1 too hot, below 1 too cold),
+and the tail a mean over a few hundred samples can miss: the highest energy, and quantiles of each
+sample's closest pair distance (near-overlapping particles, which dominate an energy W2 when present).
 
 Selection rule (fixed in the twenty-fourth session on LJ-13 seed 0 and checked on seed 1,
 benchmarks/RESULTS.md): within one run, whose snapshots are all too hot, keep the snapshot whose fresh
@@ -27,23 +29,36 @@ import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from adjoint_sampling.benchmarks.synthetic.configurational_temperature import configurational_temperature
 from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
 from adjoint_sampling.core.atomic_io import atomic_write_text
 from adjoint_sampling.core.errors import AdjointSamplingError
+from adjoint_sampling.energy.synthetic import pairwise_distances
 from adjoint_sampling.method.importance import effective_sample_fraction
 from adjoint_sampling.models.checkpoint import load_model_checkpoint
 from adjoint_sampling.problems.synthetic import SyntheticProblem
 
-__all__ = ["snapshot_score"]
+__all__ = ["closest_pair_quantiles", "snapshot_score"]
+
+CLOSEST_PAIR_QUANTILES = {"min": 0.0, "q01": 0.01, "q05": 0.05, "median": 0.5}
 
 log = logging.getLogger(__name__)
 
 
+def closest_pair_quantiles(samples: Tensor) -> dict[str, float]:
+    """Quantiles (:data:`CLOSEST_PAIR_QUANTILES`) of the closest pair distance of each of the samples
+    ``(K, n, D)``, as ``closest_pair_<name>`` keys; the low ones flag near-overlapping particles."""
+    closest = pairwise_distances(samples.double()).min(dim=-1).values
+    levels = torch.tensor(list(CLOSEST_PAIR_QUANTILES.values()), dtype=closest.dtype)
+    values = torch.quantile(closest, levels)
+    return {f"closest_pair_{name}": float(v) for name, v in zip(CLOSEST_PAIR_QUANTILES, values)}
+
+
 def snapshot_score(path: str | Path, num_samples: int, seed: int, sde_steps: int | None = None) -> dict[str, float]:
     """Score one checkpoint: ``mean_log_weight`` (higher is better), ``effective_fraction``, energies,
-    ``configurational_temperature`` (over the target's; 1 is exact)."""
+    ``configurational_temperature`` (over the target's; 1 is exact), ``closest_pair_*`` quantiles."""
     ckpt = load_model_checkpoint(path)
     if sde_steps is not None:
         ckpt.sde_steps = sde_steps
@@ -57,6 +72,7 @@ def snapshot_score(path: str | Path, num_samples: int, seed: int, sde_steps: int
             "non_finite_weights": int((~finite).sum()),
             "effective_fraction": effective_sample_fraction(log_w, torch.zeros(num_samples, dtype=torch.long)),
             "energy_mean": float(energies.mean()), "energy_median": float(energies.median()),
+            "energy_max": float(energies.max()), **closest_pair_quantiles(samples),
             "configurational_temperature": temperature,
             "seconds": round(time.perf_counter() - start, 1)}
 

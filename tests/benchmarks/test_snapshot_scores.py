@@ -8,7 +8,7 @@ import math
 import torch
 from trainer_helpers import REPO
 
-from adjoint_sampling.benchmarks.synthetic.snapshot_scores import main, snapshot_score
+from adjoint_sampling.benchmarks.synthetic.snapshot_scores import closest_pair_quantiles, main, snapshot_score
 from adjoint_sampling.models.checkpoint import load_model_checkpoint, save_model_checkpoint
 from adjoint_sampling.models.registry import build_controller
 from adjoint_sampling.problems.synthetic import SyntheticProblem
@@ -40,6 +40,10 @@ def test_trained_model_scores_higher_than_the_base_process(tmp_path):
     assert 0.8 < trained["configurational_temperature"] < 1.5 < 10.0 < base["configurational_temperature"]
     assert 0.0 < base["effective_fraction"] <= trained["effective_fraction"] <= 1.0
     assert trained["iteration"] == load_model_checkpoint(DW4).counters["iteration"]
+    # tail statistics: ordered, and DW-4's trained samples keep their particles apart (reference closest pair 1.73)
+    assert trained["energy_max"] >= trained["energy_median"]
+    assert 1.0 < trained["closest_pair_min"] <= trained["closest_pair_q01"] <= trained["closest_pair_q05"] \
+        <= trained["closest_pair_median"] < 5.0
     again = snapshot_score(DW4, 300, seed=1)  # the same seed gives the same samples and scores
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in trained.items() if k != "seconds"}
 
@@ -69,3 +73,15 @@ def test_command_names_a_bad_checkpoint_in_one_line(tmp_path, capsys):
     assert main([str(out), str(DW4), "--num-samples", "1"]) == 2
     assert "--num-samples" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_closest_pair_quantiles_of_known_configurations():
+    # 101 three-particle samples on a line; sample k has its closest pair at distance 1 + k / 100
+    gaps = 1.0 + torch.arange(101, dtype=torch.float64) / 100
+    x = torch.zeros(101, 3, 2, dtype=torch.float64)
+    x[:, 1, 0] = gaps
+    x[:, 2, 0] = gaps + 5.0  # the other pairs are farther apart
+    q = closest_pair_quantiles(x[torch.randperm(101)])
+    expected = {"closest_pair_min": 1.0, "closest_pair_q01": 1.01, "closest_pair_q05": 1.05, "closest_pair_median": 1.5}
+    assert q.keys() == expected.keys()
+    assert all(abs(q[k] - v) < 1e-12 for k, v in expected.items()), q
