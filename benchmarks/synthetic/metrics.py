@@ -114,6 +114,11 @@ def energy_w2(e1: Tensor, e2: Tensor) -> float:
     return float((s1 - s2).pow(2).mean().sqrt())
 
 
+def closest_pair_distances(x: Tensor) -> Tensor:
+    """The closest pair distance of each configuration: ``(K, n, D)`` -> ``(K,)`` (float64)."""
+    return pairwise_distances(x.double()).min(dim=-1).values
+
+
 def energy_tail_summary(gen_x: Tensor, gen_e: Tensor, ref_x: Tensor, ref_e: Tensor, keep: float = 0.99) -> dict[str, float]:
     """How much of an energy W2 is the rare high-energy tail: medians, the energy W2 of the lowest
     ``keep`` share of each set, and the share of generated samples ``(K, n, D)`` whose closest pair
@@ -121,8 +126,8 @@ def energy_tail_summary(gen_x: Tensor, gen_e: Tensor, ref_x: Tensor, ref_e: Tens
     k = max(1, int(round(keep * min(gen_e.numel(), ref_e.numel()))))
     low_gen = torch.sort(gen_e.double().flatten()).values[:k]
     low_ref = torch.sort(ref_e.double().flatten()).values[:k]
-    ref_closest = float(pairwise_distances(ref_x.double()).min())
+    ref_closest = float(closest_pair_distances(ref_x).min())
     return {"gen_energy_median": float(gen_e.double().median()), "ref_energy_median": float(ref_e.double().median()),
             f"energy_w2_lowest_{round(100 * keep)}pct": energy_w2(low_gen, low_ref),
             "ref_closest_pair": ref_closest,
-            "overlap_share": float((pairwise_distances(gen_x.double()).min(dim=-1).values < ref_closest).double().mean())}
+            "overlap_share": float((closest_pair_distances(gen_x) < ref_closest).double().mean())}

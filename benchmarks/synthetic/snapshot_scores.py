@@ -32,10 +32,10 @@ import torch
 from torch import Tensor
 
 from adjoint_sampling.benchmarks.synthetic.configurational_temperature import configurational_temperature
+from adjoint_sampling.benchmarks.synthetic.metrics import closest_pair_distances
 from adjoint_sampling.benchmarks.synthetic.sampling import sample_checkpoint_with_log_weights
 from adjoint_sampling.core.atomic_io import atomic_write_text
 from adjoint_sampling.core.errors import AdjointSamplingError
-from adjoint_sampling.energy.synthetic import pairwise_distances
 from adjoint_sampling.method.importance import effective_sample_fraction
 from adjoint_sampling.models.checkpoint import load_model_checkpoint
 from adjoint_sampling.problems.synthetic import SyntheticProblem
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 def closest_pair_quantiles(samples: Tensor) -> dict[str, float]:
     """Quantiles (:data:`CLOSEST_PAIR_QUANTILES`) of the closest pair distance of each of the samples
     ``(K, n, D)``, as ``closest_pair_<name>`` keys; the low ones flag near-overlapping particles."""
-    closest = pairwise_distances(samples.double()).min(dim=-1).values
+    closest = closest_pair_distances(samples)
     levels = torch.tensor(list(CLOSEST_PAIR_QUANTILES.values()), dtype=closest.dtype)
     values = torch.quantile(closest, levels)
     return {f"closest_pair_{name}": float(v) for name, v in zip(CLOSEST_PAIR_QUANTILES, values)}

@@ -40,8 +40,11 @@ def test_trained_model_scores_higher_than_the_base_process(tmp_path):
     assert 0.8 < trained["configurational_temperature"] < 1.5 < 10.0 < base["configurational_temperature"]
     assert 0.0 < base["effective_fraction"] <= trained["effective_fraction"] <= 1.0
     assert trained["iteration"] == load_model_checkpoint(DW4).counters["iteration"]
-    # tail statistics: ordered, and DW-4's trained samples keep their particles apart (reference closest pair 1.73)
-    assert trained["energy_max"] >= trained["energy_median"]
+    # tail statistics: the base process's far-flung particles reach the quartic walls and each other (its
+    # highest energy is in the tens of thousands); DW-4's trained samples keep their particles apart
+    # (reference closest pair 1.73)
+    assert trained["energy_max"] < 0.0 < 1000.0 < base["energy_max"]
+    assert base["closest_pair_min"] < 1.0
     assert 1.0 < trained["closest_pair_min"] <= trained["closest_pair_q01"] <= trained["closest_pair_q05"] \
         <= trained["closest_pair_median"] < 5.0
     again = snapshot_score(DW4, 300, seed=1)  # the same seed gives the same samples and scores
