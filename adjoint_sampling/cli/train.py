@@ -1,4 +1,4 @@
-"""`adjoint-sampling train CONFIG.yaml [--run-dir DIR] [--seed N] [--device DEV]`: train, or resume a stopped run.
+"""`adjoint-sampling train CONFIG.yaml [--run-dir DIR] [--seed N] [--init-from MODEL.pt] [--device DEV]`: train, or resume a stopped run.
 
 Two kinds of job: a sampler (controller) job, and a GNN potential job (a config with a ``fit``
 section, ``configs/energy_*.yaml``). Running the same command again continues from the last
@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="sampler jobs: replace trainer.seed of the config (for repeated runs over seeds; "
                              "give each its own --run-dir)")
+    parser.add_argument("--init-from", default=None, metavar="MODEL.pt",
+                        help="sampler jobs: replace init_from of the config (a later stage of each seed's run "
+                             "starts from that seed's weights); ignored when the run directory resumes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda[:N] or auto. GNN potential jobs: default auto (CUDA when available); "
@@ -30,12 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from adjoint_sampling.training.config import job_config_from_dict, read_yaml
 
     document = read_yaml(args.config)  # read once: the kind of job, then its dataclass
-    if args.seed is not None:
+    overrides = {"--seed": args.seed, "--init-from": args.init_from}
+    given = [flag for flag, value in overrides.items() if value is not None]
+    if given:
         from adjoint_sampling.core.errors import ConfigError
 
         if is_energy_fit_config(document) or "method" in document or not isinstance(document.get("trainer"), dict):
-            raise ConfigError(f"--seed applies to sampler jobs with a trainer section; {args.config} is not one")
+            raise ConfigError(f"{' and '.join(given)} applies to sampler jobs with a trainer section; "
+                              f"{args.config} is not one")
+    if args.seed is not None:
         document["trainer"]["seed"] = args.seed
+    if args.init_from is not None:
+        document["init_from"] = args.init_from
     if is_energy_fit_config(document):
         path = run_energy_fit_job(energy_fit_job_from_dict(document), args.run_dir, device=args.device)
         if os.environ.get("RANK", "0") == "0":

@@ -385,6 +385,36 @@ def test_train_seed_option_replaces_the_configs_seed(tmp_path, capsys):
     assert "--seed applies to sampler jobs" in capsys.readouterr().err
 
 
+def test_train_init_from_option_replaces_the_configs_init_from(tmp_path, capsys):
+    """``train --init-from MODEL.pt`` starts the config's run from that checkpoint's weights (one late-stage
+    config serves every seed); the run's checkpoint records it; other job kinds refuse the flag."""
+    from adjoint_sampling.cli.entry import main
+
+    base = yaml.safe_load(_cli_config(tmp_path).read_text())
+    base["trainer"].update(iterations=1, lr=1e-12, lr_final=None, ema_decay=None)
+    torch.manual_seed(7)
+    source = build_controller("egnn", base["controller"]["hparams"])
+    save_model_checkpoint(tmp_path / "source.pt", ModelCheckpoint(
+        controller_name="egnn", controller_hparams=source.hparams, state_dict=source.state_dict(),
+        schedule_kind="geometric", schedule_params={"sigma_min": 0.01, "sigma_max": 3.0},
+        sde_steps=10, grid_kind="uniform", tau=1.0))
+    config = tmp_path / "stage.yaml"
+    config.write_text(yaml.safe_dump({**base, "init_from": str(tmp_path / "missing.pt")}))
+    assert main(["train", str(config), "--run-dir", str(tmp_path / "run"), "--init-from", str(tmp_path / "source.pt"),
+                 "--no-progress"]) == 0
+    tuned = load_model_checkpoint(tmp_path / "run" / "model.pt")
+    assert tuned.config["init_from"] == str(tmp_path / "source.pt")
+    for name, value in source.state_dict().items():
+        assert torch.allclose(tuned.state_dict[name], value, atol=1e-8), name
+    capsys.readouterr()
+    assert main(["train", str(config), "--run-dir", str(tmp_path / "other"), "--no-progress"]) == 2
+    assert "missing.pt" in capsys.readouterr().err  # without the flag, the config's own init_from
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(yaml.safe_dump({"method": {"kind": "flow_matching"}, "problem": {"kind": "synthetic"}}))
+    assert main(["train", str(flow), "--init-from", str(tmp_path / "source.pt")]) == 2
+    assert "--init-from applies to sampler jobs" in capsys.readouterr().err
+
+
 def test_loss_time_window_reaches_the_ram_steps_and_survives_the_run_config(tmp_path, recorded_loss_times):
     """A YAML job with a loss-time window trains, its config round-trips through the run directory
     (a resume accepts it), and the RAM steps draw that share of their times inside the window."""
