@@ -1,4 +1,6 @@
-"""`adjoint-sampling train CONFIG.yaml [--run-dir DIR] [--seed N] [--init-from MODEL.pt] [--device DEV]`: train, or resume a stopped run.
+"""`adjoint-sampling train CONFIG.yaml [--run-dir DIR] [--seed N] [--init-from MODEL.pt] [--device DEV]`.
+
+Train, or resume a stopped run.
 
 Two kinds of job: a sampler (controller) job, and a GNN potential job (a config with a ``fit``
 section, ``configs/energy_*.yaml``). Running the same command again continues from the last
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         from adjoint_sampling.core.errors import ConfigError
 
         if is_energy_fit_config(document) or "method" in document or not isinstance(document.get("trainer"), dict):
-            raise ConfigError(f"{' and '.join(given)} applies to sampler jobs with a trainer section; "
+            verb = "apply" if len(given) > 1 else "applies"
+            raise ConfigError(f"{' and '.join(given)} {verb} to sampler jobs with a trainer section; "
                               f"{args.config} is not one")
     if args.seed is not None:
         document["trainer"]["seed"] = args.seed
