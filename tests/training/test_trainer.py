@@ -296,17 +296,23 @@ def test_snapshots_keep_the_model_and_live_weights_at_every_interval(tmp_path):
         _tiny_config(snapshot_interval=-1)
 
 
+def _save_random_egnn(path, hparams: dict, seed: int):
+    """An EGNN controller with seeded random weights, saved as a model checkpoint at ``path``; returned."""
+    torch.manual_seed(seed)
+    source = build_controller("egnn", hparams)
+    save_model_checkpoint(path, ModelCheckpoint(
+        controller_name="egnn", controller_hparams=source.hparams, state_dict=source.state_dict(),
+        schedule_kind="geometric", schedule_params={"sigma_min": 0.01, "sigma_max": 3.0},
+        sde_steps=10, grid_kind="uniform", tau=1.0))
+    return source
+
+
 def test_init_from_starts_a_run_from_checkpoint_weights(tmp_path):
     """``init_from`` copies a model checkpoint's weights into a new run (fine-tuning)."""
     base = yaml.safe_load(_cli_config(tmp_path).read_text())
     base["trainer"].update(iterations=1, lr=1e-12, lr_final=None, ema_decay=None)
     hparams = base["controller"]["hparams"]
-    torch.manual_seed(123)
-    source = build_controller("egnn", hparams)
-    save_model_checkpoint(tmp_path / "source.pt", ModelCheckpoint(
-        controller_name="egnn", controller_hparams=source.hparams, state_dict=source.state_dict(),
-        schedule_kind="geometric", schedule_params={"sigma_min": 0.01, "sigma_max": 3.0},
-        sde_steps=10, grid_kind="uniform", tau=1.0))
+    source = _save_random_egnn(tmp_path / "source.pt", hparams, seed=123)
 
     run_training_job(job_config_from_dict({**base, "init_from": str(tmp_path / "source.pt")}), tmp_path / "tuned")
     run_training_job(job_config_from_dict(base), tmp_path / "fresh")
@@ -392,12 +398,7 @@ def test_train_init_from_option_replaces_the_configs_init_from(tmp_path, capsys)
 
     base = yaml.safe_load(_cli_config(tmp_path).read_text())
     base["trainer"].update(iterations=1, lr=1e-12, lr_final=None, ema_decay=None)
-    torch.manual_seed(7)
-    source = build_controller("egnn", base["controller"]["hparams"])
-    save_model_checkpoint(tmp_path / "source.pt", ModelCheckpoint(
-        controller_name="egnn", controller_hparams=source.hparams, state_dict=source.state_dict(),
-        schedule_kind="geometric", schedule_params={"sigma_min": 0.01, "sigma_max": 3.0},
-        sde_steps=10, grid_kind="uniform", tau=1.0))
+    source = _save_random_egnn(tmp_path / "source.pt", base["controller"]["hparams"], seed=7)
     config = tmp_path / "stage.yaml"
     config.write_text(yaml.safe_dump({**base, "init_from": str(tmp_path / "missing.pt")}))
     assert main(["train", str(config), "--run-dir", str(tmp_path / "run"), "--init-from", str(tmp_path / "source.pt"),
