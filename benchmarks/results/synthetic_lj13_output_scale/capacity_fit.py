@@ -9,6 +9,7 @@ are fitted, the rest held out. LJ-55: a width-32 run's model.pt and
 benchmarks/results/synthetic_lj55_reference/reference_seed1.pt (RESULTS, twenty-seventh session).
 """
 import json
+import os
 import sys
 import time
 
@@ -20,7 +21,7 @@ from adjoint_sampling.models.checkpoint import load_model_checkpoint
 from adjoint_sampling.models.registry import build_controller
 from adjoint_sampling.problems.synthetic import SyntheticProblem
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("CAPACITY_FIT_THREADS", "1")))  # one thread unless told
 variant, steps, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 # hparams: the template's (by default the bounded LJ-13 controller), updated by the variant
 template_path = sys.argv[4] if len(sys.argv) > 4 else "benchmarks/synthetic/models/archive/lj13_bound30_seed0.pt"
