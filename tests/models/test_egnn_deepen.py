@@ -64,6 +64,18 @@ def test_new_layers_learn():
         torch.testing.assert_close(rebuilt(t, x, sb), model(t, x, sb), rtol=0, atol=1e-12)
 
 
+def test_deepening_is_reproducible_and_leaves_the_global_stream_alone():
+    model = _trained_like({"hidden": 8, "num_layers": 2})
+    torch.manual_seed(5)
+    before = torch.rand(1)
+    torch.manual_seed(5)
+    a, b, c = deepen_egnn(model, 1, seed=3), deepen_egnn(model, 1, seed=3), deepen_egnn(model, 1, seed=4)
+    assert torch.equal(torch.rand(1), before)
+    sa, sb_, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb_[k]) for k in sa)
+    assert not torch.equal(sa["layers.1.edge_mlp.0.weight"], sc["layers.1.edge_mlp.0.weight"])
+
+
 def test_deepen_rejects_no_new_layer():
     with pytest.raises(ConfigError, match="extra_layers"):
         deepen_egnn(_trained_like({"hidden": 8, "num_layers": 2}), 0)
